@@ -1,0 +1,131 @@
+package driver
+
+import (
+	"time"
+
+	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+)
+
+const (
+	// PluginName is the name of the plugin in the client's plugin block and
+	// of the file in plugin_dir.
+	PluginName = "nomad-driver-sshrerun"
+
+	// DriverName is what job files set as the task's driver.
+	DriverName = "sshrerun"
+
+	// DefaultDockerEndpoint is where the Docker engine listens on Linux.
+	DefaultDockerEndpoint = "unix:///var/run/docker.sock"
+
+	// DefaultRefreshInterval is how often the fingerprint resolves the
+	// advertised address again.
+	DefaultRefreshInterval = 30 * time.Second
+
+	// DefaultSSHUser is the login name when the ssh block sets none.
+	DefaultSSHUser = "root"
+
+	// taskHandleVersion is the version of TaskState in the driver state.
+	taskHandleVersion = 1
+)
+
+// PluginVersion is the plugin's version. Release builds set it with
+// -ldflags "-X github.com/sshrerun/nomad-driver-sshrerun/driver.PluginVersion=...".
+var PluginVersion = "0.1.0-dev"
+
+var pluginInfo = &base.PluginInfoResponse{
+	Type:              base.PluginTypeDriver,
+	PluginApiVersions: []string{drivers.ApiVersion010},
+	PluginVersion:     PluginVersion,
+	Name:              DriverName,
+}
+
+// configSpec is the plugin block in the Nomad client config.
+var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+	"docker_endpoint": hclspec.NewDefault(
+		hclspec.NewAttr("docker_endpoint", "string", false),
+		hclspec.NewLiteral(`"`+DefaultDockerEndpoint+`"`),
+	),
+	"advertise": hclspec.NewBlock("advertise", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"override_file": hclspec.NewDefault(
+			hclspec.NewAttr("override_file", "string", false),
+			hclspec.NewLiteral(`"/etc/circleci/public-ipv4"`),
+		),
+		"imds_endpoint": hclspec.NewAttr("imds_endpoint", "string", false),
+		"imds_timeout": hclspec.NewDefault(
+			hclspec.NewAttr("imds_timeout", "string", false),
+			hclspec.NewLiteral(`"5s"`),
+		),
+		"local_ipv4_fallback": hclspec.NewDefault(
+			hclspec.NewAttr("local_ipv4_fallback", "bool", false),
+			hclspec.NewLiteral("true"),
+		),
+		"refresh_interval": hclspec.NewDefault(
+			hclspec.NewAttr("refresh_interval", "string", false),
+			hclspec.NewLiteral(`"30s"`),
+		),
+	})),
+})
+
+// taskConfigSpec is the config block of a task in a job file.
+var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+	"image":      hclspec.NewAttr("image", "string", true),
+	"command":    hclspec.NewAttr("command", "string", false),
+	"args":       hclspec.NewAttr("args", "list(string)", false),
+	"entrypoint": hclspec.NewAttr("entrypoint", "list(string)", false),
+	"env":        hclspec.NewAttr("env", "list(map(string))", false),
+	"labels":     hclspec.NewAttr("labels", "list(map(string))", false),
+	"ssh": hclspec.NewBlock("ssh", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"port":            hclspec.NewAttr("port", "string", true),
+		"authorized_keys": hclspec.NewAttr("authorized_keys", "list(string)", true),
+		"user": hclspec.NewDefault(
+			hclspec.NewAttr("user", "string", false),
+			hclspec.NewLiteral(`"`+DefaultSSHUser+`"`),
+		),
+	})),
+})
+
+var capabilities = &drivers.Capabilities{
+	SendSignals: true,
+	// TODO: ExecTask is not implemented yet, so `nomad alloc exec` and
+	// script checks are not offered; SSH is the way into the container.
+	Exec:              false,
+	FSIsolation:       drivers.FSIsolationImage,
+	NetIsolationModes: []drivers.NetIsolationMode{drivers.NetIsolationModeHost},
+}
+
+// PluginConfig is the decoded plugin block of the Nomad client config.
+type PluginConfig struct {
+	DockerEndpoint string          `codec:"docker_endpoint"`
+	Advertise      AdvertiseConfig `codec:"advertise"`
+}
+
+// AdvertiseConfig is the advertise block inside the plugin block: where the
+// address in the ssh command comes from.
+type AdvertiseConfig struct {
+	OverrideFile      string `codec:"override_file"`
+	IMDSEndpoint      string `codec:"imds_endpoint"`
+	IMDSTimeout       string `codec:"imds_timeout"`
+	LocalIPv4Fallback bool   `codec:"local_ipv4_fallback"`
+	RefreshInterval   string `codec:"refresh_interval"`
+}
+
+// TaskConfig is the decoded config block of a task.
+type TaskConfig struct {
+	Image      string             `codec:"image"`
+	Command    string             `codec:"command"`
+	Args       []string           `codec:"args"`
+	Entrypoint []string           `codec:"entrypoint"`
+	Env        hclutils.MapStrStr `codec:"env"`
+	Labels     hclutils.MapStrStr `codec:"labels"`
+	SSH        *SSHConfig         `codec:"ssh"`
+}
+
+// SSHConfig is the ssh block of a task's config.
+type SSHConfig struct {
+	Port           string   `codec:"port"`
+	AuthorizedKeys []string `codec:"authorized_keys"`
+	User           string   `codec:"user"`
+}

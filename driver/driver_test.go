@@ -1,0 +1,282 @@
+package driver
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+)
+
+// waitJobScript runs until /tmp/done exists, then exits with code 7.
+const waitJobScript = "echo started; while [ ! -e /tmp/done ]; do sleep 0.1; done; exit 7"
+
+func TestDriver_SSHLoginAndExitCode(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", waitJobScript},
+		Env:     map[string]string{"GREETING": "hello"},
+		SSH:     &SSHConfig{Port: "ssh", User: "root", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+
+	handle, network := d.startTask(t, task)
+
+	// the network maps the label to the SSH server's default port and does
+	// not advertise the container's address
+	require.Equal(t, map[string]int{"ssh": 2222}, network.PortMap)
+	require.False(t, network.AutoAdvertise)
+
+	var state TaskState
+	require.NoError(t, handle.GetDriverState(&state))
+	require.NotEmpty(t, state.ContainerID)
+	require.NotNil(t, state.SSH)
+	require.Equal(t, "127.0.0.1", state.SSH.Host)
+	require.Equal(t, port, state.SSH.Port)
+
+	// the container carries the project's labels and the SSH binding
+	info, err := d.docker.ContainerInspect(context.Background(), state.ContainerID)
+	require.NoError(t, err)
+	require.Equal(t, "build-"+task.AllocID, strings.TrimPrefix(info.Name, "/"))
+	require.Equal(t, task.AllocID, info.Config.Labels["nomad-driver-sshrerun.alloc_id"])
+	require.Equal(t, "build", info.Config.Labels["nomad-driver-sshrerun.task_name"])
+	require.Equal(t, "ci-build", info.Config.Labels["nomad-driver-sshrerun.job_name"])
+	bindings := info.HostConfig.PortBindings["2222/tcp"]
+	require.Len(t, bindings, 1)
+	require.Equal(t, "127.0.0.1", bindings[0].HostIP)
+	require.Equal(t, strconv.Itoa(port), bindings[0].HostPort)
+
+	// log in and run a command that sees the task's environment
+	c := dialSSH(t, port, "root", key)
+	defer c.Close()
+	out, status := runSSH(t, c, "echo $GREETING $NOMAD_ALLOC_ID; exit 4")
+	require.Equal(t, 4, status)
+	require.Equal(t, "hello "+task.AllocID+"\n", out)
+
+	// the job's exit code reaches WaitTask
+	_, status = runSSH(t, c, "touch /tmp/done")
+	require.Equal(t, 0, status)
+	result := d.waitExit(t, task.ID, 30*time.Second)
+	require.Equal(t, 7, result.ExitCode)
+	require.False(t, result.OOMKilled)
+
+	status2, err := d.InspectTask(task.ID)
+	require.NoError(t, err)
+	require.Equal(t, drivers.TaskStateExited, status2.State)
+
+	// destroy removes the container
+	require.NoError(t, d.DestroyTask(task.ID, false))
+	ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+task.AllocID)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+}
+
+func TestDriver_StopTaskKillsAfterTimeout(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		// ignores SIGTERM, so only the kill after the timeout ends it
+		Args: []string{"-c", "trap '' TERM; while :; do sleep 0.1; done"},
+		SSH:  &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	d.startTask(t, task)
+
+	// the init must be up before the signal; see StopTaskSignalReachesJob
+	dialSSH(t, port, "root", key).Close()
+
+	require.NoError(t, d.StopTask(task.ID, time.Second, "SIGTERM"))
+	result := d.waitExit(t, task.ID, 30*time.Second)
+	require.Equal(t, 137, result.ExitCode)
+
+	// a running task cannot be destroyed without force, an exited one can
+	require.NoError(t, d.DestroyTask(task.ID, false))
+	_, err := d.InspectTask(task.ID)
+	require.ErrorContains(t, err, drivers.ErrTaskNotFound.Error())
+}
+
+func TestDriver_StopTaskSignalReachesJob(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "trap 'exit 42' INT; while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	d.startTask(t, task)
+
+	// the init must be up before the signal: a signal that reaches PID 1
+	// before the init installs its handlers ends it with exit code 2
+	dialSSH(t, port, "root", key).Close()
+
+	require.NoError(t, d.StopTask(task.ID, 20*time.Second, "SIGINT"))
+	result := d.waitExit(t, task.ID, 30*time.Second)
+	require.Equal(t, 42, result.ExitCode)
+}
+
+func TestDriver_DestroyForceRemovesRunningTask(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	d.startTask(t, task)
+
+	err := d.DestroyTask(task.ID, false)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "still running")
+
+	require.NoError(t, d.DestroyTask(task.ID, true))
+	ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+task.AllocID)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+}
+
+func TestDriver_ReadyEvent(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", User: "ci", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events, err := d.TaskEvents(ctx)
+	require.NoError(t, err)
+
+	handle, _ := d.startTask(t, task)
+	var state TaskState
+	require.NoError(t, handle.GetDriverState(&state))
+
+	var event *drivers.TaskEvent
+	for event == nil {
+		select {
+		case e := <-events:
+			if e.TaskID == task.ID {
+				event = e
+			}
+		case <-ctx.Done():
+			t.Fatal("no task event arrived")
+		}
+	}
+
+	require.Equal(t, "ssh -p "+strconv.Itoa(port)+" ci@127.0.0.1", event.Message)
+	require.Equal(t, task.AllocID, event.AllocID)
+	require.Equal(t, "127.0.0.1", event.Annotations["ssh_host"])
+	require.Equal(t, strconv.Itoa(port), event.Annotations["ssh_port"])
+	require.Equal(t, "ci", event.Annotations["ssh_user"])
+	require.Equal(t, "override-file", event.Annotations["advertise_source"])
+	require.Equal(t, state.SSH.HostKeyFingerprint, event.Annotations["host_key_fingerprint"])
+
+	// the host key that the server presents is the one reported
+	var presented string
+	config := sshClientConfig("ci", key)
+	config.HostKeyCallback = func(_ string, _ net.Addr, hostKey ssh.PublicKey) error {
+		presented = ssh.FingerprintSHA256(hostKey)
+		return nil
+	}
+	c := dialSSHWithConfig(t, port, config)
+	c.Close()
+	require.Equal(t, state.SSH.HostKeyFingerprint, presented)
+}
+
+func TestDriver_RecoverTask(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", waitJobScript},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	handle, _ := d.startTask(t, task)
+
+	// a second plugin process takes over the task from its handle
+	recovered := newTestDriver(t, nil)
+	require.NoError(t, recovered.RecoverTask(handle))
+	status, err := recovered.InspectTask(task.ID)
+	require.NoError(t, err)
+	require.Equal(t, drivers.TaskStateRunning, status.State)
+
+	c := dialSSH(t, port, "root", key)
+	defer c.Close()
+	_, code := runSSH(t, c, "touch /tmp/done")
+	require.Equal(t, 0, code)
+
+	result := recovered.waitExit(t, task.ID, 30*time.Second)
+	require.Equal(t, 7, result.ExitCode)
+	require.NoError(t, recovered.DestroyTask(task.ID, false))
+}
+
+func TestDriver_RecoverTaskMissingContainer(t *testing.T) {
+	d := newTestDriver(t, nil)
+	handle := drivers.NewTaskHandle(taskHandleVersion)
+	handle.Config = &drivers.TaskConfig{ID: "missing", AllocID: "missing", Name: "build"}
+	require.NoError(t, handle.SetDriverState(&TaskState{ContainerID: "0000000000000000000000000000000000000000000000000000000000000000"}))
+
+	err := d.RecoverTask(handle)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "no longer exists")
+}
+
+func TestDriver_StartTaskErrors(t *testing.T) {
+	key := newUserKey(t)
+
+	cases := []struct {
+		name    string
+		config  TaskConfig
+		errText string
+	}{
+		{
+			name:    "image not present",
+			config:  TaskConfig{Image: "nomad-driver-sshrerun/absent:local", SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}}},
+			errText: `image "nomad-driver-sshrerun/absent:local" is not present on this client`,
+		},
+		{
+			name:    "unknown port label",
+			config:  TaskConfig{Image: testImage, SSH: &SSHConfig{Port: "debug", AuthorizedKeys: []string{key.authorizedKey}}},
+			errText: `ssh.port = "debug" is not a port label of this task (labels: [ssh]); declare it in the group's network block`,
+		},
+		{
+			name:    "unparsable key",
+			config:  TaskConfig{Image: testImage, SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey, "ssh-rsa AAAA"}}},
+			errText: `task config ssh.authorized_keys[1] "ssh-rsa AAAA"`,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// MkAllocDir's cleanup closes the harness, so each case has its own
+			d := newTestDriver(t, nil)
+			task := newTask(t, freeSSHPort(t), &tc.config)
+			t.Cleanup(d.MkAllocDir(task, false))
+
+			_, _, err := d.StartTask(task)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.errText)
+
+			ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+task.AllocID)
+			require.NoError(t, err)
+			require.Empty(t, ids)
+		})
+	}
+}

@@ -1,0 +1,145 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/plugins/drivers"
+)
+
+// taskHandle tracks one task's container.
+type taskHandle struct {
+	containerID string
+	taskConfig  *drivers.TaskConfig
+	state       TaskState
+	docker      *client.Client
+	logger      hclog.Logger
+
+	// doneCh is closed once exitResult is set.
+	doneCh chan struct{}
+
+	mu          sync.RWMutex
+	taskState   drivers.TaskState
+	completedAt time.Time
+	exitResult  *drivers.ExitResult
+}
+
+func newTaskHandle(cfg *drivers.TaskConfig, state TaskState, docker *client.Client, logger hclog.Logger) *taskHandle {
+	return &taskHandle{
+		containerID: state.ContainerID,
+		taskConfig:  cfg,
+		state:       state,
+		docker:      docker,
+		logger:      logger.With("container_id", state.ContainerID, "alloc_id", cfg.AllocID, "task_name", cfg.Name),
+		doneCh:      make(chan struct{}),
+		taskState:   drivers.TaskStateRunning,
+	}
+}
+
+// run waits for the container to stop and records its exit. ctx is the
+// plugin's context: when the plugin shuts down, run returns without a
+// result, and the next plugin process recovers the task.
+func (h *taskHandle) run(ctx context.Context) {
+	result := h.wait(ctx)
+	if result == nil {
+		return
+	}
+
+	h.mu.Lock()
+	h.taskState = drivers.TaskStateExited
+	h.completedAt = time.Now()
+	h.exitResult = result
+	h.mu.Unlock()
+	close(h.doneCh)
+
+	h.logger.Info("container exited", "exit_code", result.ExitCode, "oom_killed", result.OOMKilled, "error", result.Err)
+}
+
+// wait returns the container's exit, or nil when ctx ends first.
+func (h *taskHandle) wait(ctx context.Context) *drivers.ExitResult {
+	for {
+		statusCh, errCh := h.docker.ContainerWait(ctx, h.containerID, container.WaitConditionNotRunning)
+		select {
+		case <-statusCh:
+			return h.inspectExit(ctx)
+		case err := <-errCh:
+			if ctx.Err() != nil {
+				return nil
+			}
+			if cerrdefs.IsNotFound(err) {
+				return &drivers.ExitResult{ExitCode: -1, Err: fmt.Errorf("container %s was removed outside Nomad", h.containerID)}
+			}
+
+			// the engine may be restarting: try again until ctx ends
+			h.logger.Warn("failed to wait on the container, retrying", "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// inspectExit reads the exit code and the OOM flag, which the wait
+// response does not carry on older engines.
+func (h *taskHandle) inspectExit(ctx context.Context) *drivers.ExitResult {
+	info, err := h.docker.ContainerInspect(ctx, h.containerID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return &drivers.ExitResult{ExitCode: -1, Err: fmt.Errorf("failed to inspect exited container %s: %w", h.containerID, err)}
+	}
+	if info.State == nil {
+		return &drivers.ExitResult{ExitCode: -1, Err: errors.New("the engine returned no container state")}
+	}
+
+	result := &drivers.ExitResult{
+		ExitCode:  info.State.ExitCode,
+		OOMKilled: info.State.OOMKilled,
+	}
+	if info.State.Error != "" {
+		result.Err = errors.New(info.State.Error)
+	}
+	return result
+}
+
+func (h *taskHandle) status() *drivers.TaskStatus {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+
+	attrs := map[string]string{"container_id": h.containerID}
+	if h.state.SSH != nil {
+		attrs["ssh_host"] = h.state.SSH.Host
+		attrs["ssh_port"] = fmt.Sprint(h.state.SSH.Port)
+	}
+	return &drivers.TaskStatus{
+		ID:               h.taskConfig.ID,
+		Name:             h.taskConfig.Name,
+		State:            h.taskState,
+		StartedAt:        h.state.StartedAt,
+		CompletedAt:      h.completedAt,
+		ExitResult:       h.exitResult.Copy(),
+		DriverAttributes: attrs,
+	}
+}
+
+func (h *taskHandle) isRunning() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.taskState == drivers.TaskStateRunning
+}
+
+func (h *taskHandle) result() *drivers.ExitResult {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.exitResult.Copy()
+}

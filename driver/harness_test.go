@@ -1,0 +1,233 @@
+package driver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/helper/pluginutils/loader"
+	"github.com/hashicorp/nomad/helper/testlog"
+	"github.com/hashicorp/nomad/helper/uuid"
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	dtestutil "github.com/hashicorp/nomad/plugins/drivers/testutils"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+)
+
+// testDriver is a driver behind Nomad's DriverHarness, configured through
+// Nomad's plugin loader so that the plugin block goes through the same
+// HCL spec and defaults as on a real client.
+type testDriver struct {
+	*dtestutil.DriverHarness
+	impl   *Driver
+	docker *client.Client
+}
+
+// newTestDriver returns a configured driver. pluginConfig is the plugin
+// block as the loader takes it; nil means an advertise block with an
+// override file that holds 127.0.0.1.
+func newTestDriver(t *testing.T, pluginConfig map[string]interface{}) *testDriver {
+	t.Helper()
+	if pluginConfig == nil {
+		override := filepath.Join(t.TempDir(), "public-ipv4")
+		require.NoError(t, os.WriteFile(override, []byte("127.0.0.1\n"), 0o644))
+		pluginConfig = map[string]interface{}{
+			"advertise": map[string]interface{}{
+				"override_file": override,
+				// never used while the override file exists
+				"imds_endpoint": "http://127.0.0.1:9",
+			},
+		}
+	}
+
+	logger := testlog.HCLogger(t)
+	impl := NewPlugin(logger)
+	impl.initBinary = testInitBinary
+	harness := dtestutil.NewDriverHarness(t, impl)
+	t.Cleanup(func() {
+		impl.Shutdown()
+		harness.Kill()
+	})
+
+	pluginLoader, err := loader.NewPluginLoader(&loader.PluginLoaderConfig{
+		Logger:            logger,
+		PluginDir:         t.TempDir(),
+		SupportedVersions: loader.AgentSupportedApiVersions,
+		InternalPlugins: map[loader.PluginID]*loader.InternalPluginConfig{
+			{Name: DriverName, PluginType: base.PluginTypeDriver}: {
+				Config:  pluginConfig,
+				Factory: func(context.Context, hclog.Logger) interface{} { return harness },
+			},
+		},
+	})
+	require.NoError(t, err)
+	instance, err := pluginLoader.Dispense(DriverName, base.PluginTypeDriver, nil, logger)
+	require.NoError(t, err)
+	dispensed, ok := instance.Plugin().(*dtestutil.DriverHarness)
+	require.True(t, ok, "the loader returned %T", instance.Plugin())
+
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	require.NoError(t, err)
+	t.Cleanup(func() { docker.Close() })
+
+	return &testDriver{DriverHarness: dispensed, impl: impl, docker: docker}
+}
+
+// userKey is a generated SSH user key.
+type userKey struct {
+	signer        ssh.Signer
+	authorizedKey string
+}
+
+func newUserKey(t *testing.T) *userKey {
+	t.Helper()
+	_, private, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	signer, err := ssh.NewSignerFromKey(private)
+	require.NoError(t, err)
+	return &userKey{signer: signer, authorizedKey: string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}
+}
+
+// freeSSHPort returns a port in the reference range 64535-65535 that is
+// free on 127.0.0.1.
+func freeSSHPort(t *testing.T) int {
+	t.Helper()
+	for port := 64535 + int(time.Now().UnixNano()%500); port <= 65535; port++ {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port in 64535-65535")
+	return 0
+}
+
+// newTask returns a task config for the test image with an ssh block on the
+// port label "ssh", which is bound to 127.0.0.1:port.
+func newTask(t *testing.T, port int, taskConfig *TaskConfig) *drivers.TaskConfig {
+	t.Helper()
+	task := &drivers.TaskConfig{
+		ID:      uuid.Generate(),
+		AllocID: uuid.Generate(),
+		Name:    "build",
+		JobName: "ci-build",
+		JobID:   "ci-build",
+		Resources: &drivers.Resources{
+			NomadResources: &structs.AllocatedTaskResources{
+				Memory: structs.AllocatedMemoryResources{MemoryMB: 64},
+				Cpu:    structs.AllocatedCpuResources{CpuShares: 100},
+			},
+			Ports: &structs.AllocatedPorts{{Label: "ssh", Value: port, HostIP: "127.0.0.1"}},
+		},
+	}
+	require.NoError(t, task.EncodeConcreteDriverConfig(taskConfig))
+	return task
+}
+
+// startTask starts task and registers its cleanup: destroy with force,
+// then remove any container of the alloc that is still there.
+func (d *testDriver) startTask(t *testing.T, task *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork) {
+	t.Helper()
+	cleanupDirs := d.MkAllocDir(task, false)
+	t.Cleanup(cleanupDirs)
+
+	handle, network, err := d.StartTask(task)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = d.DestroyTask(task.ID, true)
+		d.removeAllocContainers(t, task.AllocID)
+	})
+	require.NoError(t, d.WaitUntilStarted(task.ID, 30*time.Second))
+	return handle, network
+}
+
+func (d *testDriver) removeAllocContainers(t *testing.T, allocID string) {
+	ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+allocID)
+	if err != nil {
+		t.Errorf("listing containers: %v", err)
+		return
+	}
+	for _, id := range ids {
+		t.Errorf("container %s of alloc %s was left; removing it", id, allocID)
+		_ = d.docker.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+	}
+}
+
+// sshClientConfig returns a client config that logs in as user with key
+// and accepts any host key.
+func sshClientConfig(user string, key *userKey) *ssh.ClientConfig {
+	return &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key.signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		Timeout:         5 * time.Second,
+	}
+}
+
+// dialSSH connects to 127.0.0.1:port as user, polling until the server in
+// the container accepts or the deadline passes.
+func dialSSH(t *testing.T, port int, user string, key *userKey) *ssh.Client {
+	t.Helper()
+	return dialSSHWithConfig(t, port, sshClientConfig(user, key))
+}
+
+func dialSSHWithConfig(t *testing.T, port int, config *ssh.ClientConfig) *ssh.Client {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := ssh.Dial("tcp", addr, config)
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh to %s failed: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// runSSH runs command in a new session and returns stdout and the exit
+// status.
+func runSSH(t *testing.T, c *ssh.Client, command string) (string, int) {
+	t.Helper()
+	session, err := c.NewSession()
+	require.NoError(t, err)
+	defer session.Close()
+	out, err := session.Output(command)
+	if err == nil {
+		return string(out), 0
+	}
+	exitErr, ok := err.(*ssh.ExitError)
+	require.True(t, ok, "ssh session failed: %v", err)
+	return string(out), exitErr.ExitStatus()
+}
+
+// waitExit waits for the task's exit result.
+func (d *testDriver) waitExit(t *testing.T, taskID string, timeout time.Duration) *drivers.ExitResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ch, err := d.WaitTask(ctx, taskID)
+	require.NoError(t, err)
+	select {
+	case result := <-ch:
+		require.NotNil(t, result, "the wait channel closed without a result")
+		return result
+	case <-ctx.Done():
+		t.Fatalf("task %s did not exit within %s", taskID, timeout)
+		return nil
+	}
+}

@@ -1,0 +1,154 @@
+//go:build linux
+
+package sshserver
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestValidateAcceptsGoodConfig(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	cfg := newTestConfig(t, signer.PublicKey(), "/bin/sh", "-c", "true")
+	cfg.ListenAddress = ":2222"
+	cfg.WorkingDir = "/work"
+	cfg.LogLevel = "TRACE"
+
+	assert.NoError(t, cfg.Validate())
+}
+
+func TestValidateRejectsBadConfig(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string
+	}{
+		{"missing listen address", func(c *Config) { c.ListenAddress = "" }, `listen_address is missing; set host:port, for example ":2222"`},
+		{"listen address without port", func(c *Config) { c.ListenAddress = "localhost" }, `listen_address "localhost" is invalid`},
+		{"listen address port out of range", func(c *Config) { c.ListenAddress = ":70000" }, `listen_address ":70000" has an invalid port "70000"; use a number from 0 to 65535`},
+		{"listen address named port", func(c *Config) { c.ListenAddress = ":ssh" }, `listen_address ":ssh" has an invalid port "ssh"`},
+		{"missing user", func(c *Config) { c.User = "" }, "user is missing"},
+		{"user with space", func(c *Config) { c.User = "bad user" }, `user "bad user" is invalid`},
+		{"user starting with dash", func(c *Config) { c.User = "-root" }, `user "-root" is invalid`},
+		{"user too long", func(c *Config) { c.User = strings.Repeat("a", 33) }, "is invalid; use at most 32"},
+		{"no authorized keys", func(c *Config) { c.AuthorizedKeys = nil }, "authorized_keys is empty; add at least one OpenSSH public key line"},
+		{"bad authorized key", func(c *Config) { c.AuthorizedKeys = append(c.AuthorizedKeys, "garbage") }, `authorized_keys[1] "garbage": invalid public key`},
+		{"missing host key", func(c *Config) { c.HostKey = "" }, "host_key is missing"},
+		{"invalid host key", func(c *Config) { c.HostKey = "-----BEGIN NOT A KEY-----" }, "host_key is invalid"},
+		{"missing command", func(c *Config) { c.Command = nil }, "command is empty"},
+		{"empty argv0", func(c *Config) { c.Command = []string{"", "x"} }, "command[0] is empty"},
+		{"relative working dir", func(c *Config) { c.WorkingDir = "src" }, `working_dir "src" is not an absolute path`},
+		{"unknown log level", func(c *Config) { c.LogLevel = "verbose" }, `log_level "verbose" is invalid; use one of trace, debug, info, warn, error or off`},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			cfg := newTestConfig(t, signer.PublicKey(), "true")
+			test.modify(cfg)
+
+			err := cfg.Validate()
+
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), test.want)
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	cfg := &Config{}
+
+	err := cfg.Validate()
+
+	require.Error(t, err)
+	for _, field := range []string{"listen_address", "user", "authorized_keys", "host_key", "command"} {
+		assert.Contains(t, err.Error(), field)
+	}
+}
+
+func TestValidateNeverQuotesHostKey(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	cfg := newTestConfig(t, signer.PublicKey(), "true")
+	secret := cfg.HostKey[:len(cfg.HostKey)-40] // cut, so it no longer parses
+
+	cfg.HostKey = secret
+	err := cfg.Validate()
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "host_key is invalid")
+	lines := strings.Split(secret, "\n")
+	assert.NotContains(t, err.Error(), lines[1])
+}
+
+func TestReadConfigRoundTrip(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	want := newTestConfig(t, signer.PublicKey(), "/bin/sh", "-c", "echo hi")
+	want.WorkingDir = "/srv"
+	path := writeConfigFile(t, want)
+
+	got, err := ReadConfig(path)
+
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
+func TestReadConfigRejectsUnknownField(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"listen_adress": ":2222"}`), 0o600))
+
+	_, err := ReadConfig(path)
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), `unknown field "listen_adress"`)
+}
+
+func TestReadConfigRejectsTrailingData(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	path := writeConfigFile(t, newTestConfig(t, signer.PublicKey(), "true"))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, append(data, []byte(" {}")...), 0o600))
+
+	_, err = ReadConfig(path)
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unexpected data after the JSON object")
+}
+
+func TestReadConfigReportsMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.json")
+
+	_, err := ReadConfig(path)
+
+	require.Error(t, err)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Contains(t, err.Error(), path)
+}
+
+func TestReadConfigValidates(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	cfg := newTestConfig(t, signer.PublicKey(), "true")
+	cfg.User = ""
+	path := writeConfigFile(t, cfg)
+
+	_, err := ReadConfig(path)
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "user is missing")
+}
+
+func writeConfigFile(t *testing.T, cfg *Config) string {
+	t.Helper()
+	data, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "config.json")
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	return path
+}

@@ -1,0 +1,108 @@
+package sshserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options are the settings of Run that do not come from the config file.
+type Options struct {
+	// Listener, if set, is used instead of listening on cfg.ListenAddress.
+	// Run closes it before it returns.
+	Listener net.Listener
+
+	// Signals carries the signals to forward to the job. Main feeds it from
+	// signal.Notify. A nil channel forwards nothing.
+	Signals <-chan os.Signal
+
+	// ReapOrphans makes the reaper collect every child with wait4(-1), as it
+	// always does when the process is PID 1. Once set in a process it stays
+	// on, and nothing else in that process may wait for child processes.
+	ReapOrphans bool
+
+	// Stdio are the job's stdin, stdout and stderr. Nil entries default to
+	// the init's own os.Stdin, os.Stdout and os.Stderr.
+	Stdio [3]*os.File
+}
+
+// Run starts the SSH server and the job, forwards signals to the job until
+// it exits, then closes the listener, ends all sessions and returns the
+// job's exit code. The error is non-nil when the job could not be started
+// (exit code 126 or 127), when the init could not start (125) or when ctx
+// ended before the job exited.
+func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (int, error) {
+	if err := cfg.Validate(); err != nil {
+		closeListener(opts.Listener)
+		return exitInitFailure, fmt.Errorf("invalid init config: %w", err)
+	}
+
+	reaper := sharedReaper(logger)
+	if opts.ReapOrphans || os.Getpid() == 1 {
+		reaper.enableOrphanReaping()
+	}
+
+	srv, err := newServer(cfg, reaper, logger)
+	if err != nil {
+		closeListener(opts.Listener)
+		return exitInitFailure, err
+	}
+
+	listener := opts.Listener
+	if listener == nil {
+		listener, err = net.Listen("tcp", cfg.ListenAddress)
+		if err != nil {
+			return exitInitFailure, fmt.Errorf("listening for SSH on %q: %w", cfg.ListenAddress, err)
+		}
+	}
+	logger.Info("listening for SSH connections", "address", listener.Addr().String(), "user", cfg.User)
+
+	serveDone := make(chan struct{})
+	go func() {
+		defer close(serveDone)
+		if err := srv.serve(listener); err != nil {
+			logger.Error("SSH server stopped accepting connections", "error", err)
+		}
+	}()
+	defer func() {
+		srv.close()
+		<-serveDone
+	}()
+
+	j, err := startJob(cfg, reaper, jobStdio(opts.Stdio))
+	if err != nil {
+		var startErr *jobStartError
+		if errors.As(err, &startErr) {
+			return startErr.exitCode, err
+		}
+		return exitCannotExecute, err
+	}
+	logger.Info("job started", "pid", j.child.pid, "command", cfg.Command)
+
+	status, err := superviseJob(ctx, j, opts.Signals, logger)
+	code := logJobExit(status, j.child.pid, logger)
+
+	// A hold window that keeps the container up for SSH sessions after the
+	// job exits would wait here, before the deferred close ends them.
+	return code, err
+}
+
+func closeListener(listener net.Listener) {
+	if listener != nil {
+		_ = listener.Close()
+	}
+}
+
+func jobStdio(stdio [3]*os.File) [3]*os.File {
+	defaults := [3]*os.File{os.Stdin, os.Stdout, os.Stderr}
+	for i := range stdio {
+		if stdio[i] == nil {
+			stdio[i] = defaults[i]
+		}
+	}
+	return stdio
+}

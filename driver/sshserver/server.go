@@ -1,0 +1,219 @@
+package sshserver
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/crypto/ssh"
+)
+
+const (
+	// handshakeTimeout bounds the SSH handshake and authentication, so that
+	// idle or half-open connections do not hold a goroutine.
+	handshakeTimeout = 30 * time.Second
+
+	// shutdownTimeout bounds how long close waits for connection and
+	// session goroutines after it has closed every connection.
+	shutdownTimeout = 10 * time.Second
+
+	// maxAcceptBackoff is the longest pause between retries after an
+	// Accept error, as in net/http.
+	maxAcceptBackoff = time.Second
+
+	// defaultShell is the shell that runs shell and exec requests.
+	defaultShell = "/bin/sh"
+)
+
+// server is the SSH server of the init. It accepts one user with public
+// key authentication and serves "session" channels.
+type server struct {
+	user           string
+	authorizedKeys [][]byte // ssh.PublicKey.Marshal of each authorized key
+	hostKey        ssh.Signer
+	workingDir     string
+	shell          string
+	reaper         *reaper
+	logger         hclog.Logger
+	nextSessionID  atomic.Uint64
+
+	mu       sync.Mutex
+	listener net.Listener
+	conns    map[net.Conn]struct{}
+	closing  bool
+	handlers sync.WaitGroup // connection and session goroutines
+}
+
+func newServer(cfg *Config, reaper *reaper, logger hclog.Logger) (*server, error) {
+	keys, err := ParseAuthorizedKeys(cfg.AuthorizedKeys)
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := parseHostKey(cfg.HostKey)
+	if err != nil {
+		return nil, err
+	}
+
+	srv := &server{
+		user:       cfg.User,
+		hostKey:    hostKey,
+		workingDir: cfg.WorkingDir,
+		shell:      defaultShell,
+		reaper:     reaper,
+		logger:     logger.Named("ssh"),
+		conns:      make(map[net.Conn]struct{}),
+	}
+	for _, key := range keys {
+		srv.authorizedKeys = append(srv.authorizedKeys, key.Marshal())
+	}
+	return srv, nil
+}
+
+// serve accepts connections on listener until close is called, and then
+// returns nil. It returns the Accept error if something else closes the
+// listener, and retries after other Accept errors such as EMFILE.
+func (s *server) serve(listener net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return listener.Close()
+	}
+	s.listener = listener
+	s.mu.Unlock()
+
+	var backoff time.Duration
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+
+			backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
+			s.logger.Error("failed to accept SSH connection; retrying", "error", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+
+		if !s.track(conn) {
+			_ = conn.Close()
+			return nil
+		}
+		go s.handleConn(conn)
+	}
+}
+
+// track registers conn and one handler unless the server is closing.
+func (s *server) track(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.closing {
+		return false
+	}
+	s.conns[conn] = struct{}{}
+	s.handlers.Add(1)
+	return true
+}
+
+func (s *server) untrack(conn net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, conn)
+	s.mu.Unlock()
+}
+
+func (s *server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// close closes the listener and every connection, which ends all sessions
+// and stops their processes, then waits up to shutdownTimeout for the
+// connection and session goroutines. It may be called more than once.
+func (s *server) close() {
+	s.mu.Lock()
+	s.closing = true
+	listener := s.listener
+	conns := make([]net.Conn, 0, len(s.conns))
+	for conn := range s.conns {
+		conns = append(conns, conn)
+	}
+	s.mu.Unlock()
+
+	if listener != nil {
+		_ = listener.Close()
+	}
+	if len(conns) > 0 {
+		s.logger.Info("closing SSH connections", "count", len(conns))
+	}
+	for _, conn := range conns {
+		_ = conn.Close()
+	}
+
+	done := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownTimeout):
+		s.logger.Warn("SSH sessions did not end in time; returning anyway", "timeout", shutdownTimeout)
+	}
+}
+
+// handleConn runs the handshake and serves the channels of one connection.
+func (s *server) handleConn(netConn net.Conn) {
+	defer s.handlers.Done()
+	defer s.untrack(netConn)
+	defer netConn.Close()
+
+	remote := netConn.RemoteAddr().String()
+	attempts := &authAttempts{}
+
+	_ = netConn.SetDeadline(time.Now().Add(handshakeTimeout))
+	conn, channels, requests, err := ssh.NewServerConn(netConn, s.serverConfig(attempts))
+	if err != nil {
+		attempts.logFailure(s.logger, remote, err)
+		return
+	}
+	_ = netConn.SetDeadline(time.Time{})
+
+	logger := s.logger.With("user", conn.User(), "remote_address", remote)
+	logger.Info("login accepted", "key_fingerprint", conn.Permissions.Extensions[fingerprintExtension])
+
+	// Global requests such as tcpip-forward are rejected. Keepalive requests
+	// get a failure reply too, which OpenSSH clients accept as a sign of life.
+	go ssh.DiscardRequests(requests)
+
+	for newChannel := range channels {
+		if newChannel.ChannelType() != "session" {
+			logger.Debug("rejected channel", "channel_type", newChannel.ChannelType())
+			_ = newChannel.Reject(ssh.UnknownChannelType, "only session channels are supported")
+			continue
+		}
+
+		channel, channelRequests, err := newChannel.Accept()
+		if err != nil {
+			logger.Warn("failed to accept session channel", "error", err)
+			continue
+		}
+
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			sess := newSession(s, channel, logger.With("session_id", s.nextSessionID.Add(1)))
+			sess.serve(channelRequests)
+		}()
+	}
+
+	logger.Info("connection closed")
+}

@@ -1,0 +1,185 @@
+package driver
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/advertise"
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
+)
+
+// settings is the plugin config after validation, in the types the driver
+// works with.
+type settings struct {
+	dockerEndpoint  string
+	advertise       advertise.Config
+	refreshInterval time.Duration
+}
+
+// validatePluginConfig checks every option of the plugin block and returns
+// an error that names the option, the value and the fix.
+func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
+	endpoint := cfg.DockerEndpoint
+	if endpoint == "" {
+		endpoint = DefaultDockerEndpoint
+	}
+	if err := validateDockerEndpoint(endpoint); err != nil {
+		return nil, err
+	}
+
+	adv := cfg.Advertise
+	timeout, err := parsePositiveDuration("advertise.imds_timeout", adv.IMDSTimeout, advertise.DefaultIMDSTimeout)
+	if err != nil {
+		return nil, err
+	}
+	refresh, err := parsePositiveDuration("advertise.refresh_interval", adv.RefreshInterval, DefaultRefreshInterval)
+	if err != nil {
+		return nil, err
+	}
+	if refresh < time.Second {
+		return nil, fmt.Errorf("plugin config advertise.refresh_interval = %q is shorter than 1s; set it to 1s or more", adv.RefreshInterval)
+	}
+
+	overrideFile := adv.OverrideFile
+	if overrideFile == "" {
+		overrideFile = advertise.DefaultOverrideFile
+	}
+	if !strings.HasPrefix(overrideFile, "/") {
+		return nil, fmt.Errorf("plugin config advertise.override_file = %q is not an absolute path; give the full path, for example %q", overrideFile, advertise.DefaultOverrideFile)
+	}
+
+	return &settings{
+		dockerEndpoint: endpoint,
+		advertise: advertise.Config{
+			OverrideFile:      overrideFile,
+			IMDSEndpoint:      adv.IMDSEndpoint,
+			IMDSTimeout:       timeout,
+			LocalIPv4Fallback: adv.LocalIPv4Fallback,
+		},
+		refreshInterval: refresh,
+	}, nil
+}
+
+func validateDockerEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return fmt.Errorf("plugin config docker_endpoint = %q is not a URL: %w; use for example %q", endpoint, err, DefaultDockerEndpoint)
+	}
+	switch u.Scheme {
+	case "unix":
+		if u.Path == "" {
+			return fmt.Errorf("plugin config docker_endpoint = %q has no socket path; use for example %q", endpoint, DefaultDockerEndpoint)
+		}
+	case "tcp", "http", "https":
+		if u.Host == "" {
+			return fmt.Errorf("plugin config docker_endpoint = %q has no host; use for example \"tcp://127.0.0.1:2375\"", endpoint)
+		}
+	default:
+		return fmt.Errorf("plugin config docker_endpoint = %q has the scheme %q; use unix://, tcp://, http:// or https://", endpoint, u.Scheme)
+	}
+	return nil
+}
+
+func parsePositiveDuration(option, value string, fallback time.Duration) (time.Duration, error) {
+	if value == "" {
+		return fallback, nil
+	}
+	d, err := time.ParseDuration(value)
+	if err != nil {
+		return 0, fmt.Errorf("plugin config %s = %q is not a duration; use a number with a unit, for example \"5s\"", option, value)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("plugin config %s = %q must be greater than zero", option, value)
+	}
+	return d, nil
+}
+
+// loginNamePattern is the POSIX portable user name character set, which
+// OpenSSH clients accept without quoting.
+var loginNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+
+// validateTaskConfig checks the task config fields that need no
+// allocation. validateSSHPort checks the port label once the ports are known.
+func validateTaskConfig(cfg *TaskConfig) error {
+	if strings.TrimSpace(cfg.Image) == "" {
+		return fmt.Errorf("task config image is missing; set image to a local image, for example \"busybox:latest\"")
+	}
+	if strings.TrimSpace(cfg.Image) != cfg.Image {
+		return fmt.Errorf("task config image = %q has leading or trailing spaces; remove them", cfg.Image)
+	}
+
+	for key := range cfg.Env {
+		if key == "" || strings.ContainsAny(key, "=\x00") {
+			return fmt.Errorf("task config env has the invalid name %q; names must be non-empty and contain no \"=\"", key)
+		}
+	}
+	for key := range cfg.Labels {
+		if key == "" {
+			return fmt.Errorf("task config labels has an empty label name; remove it or give it a name")
+		}
+	}
+
+	if cfg.SSH == nil {
+		return nil
+	}
+	ssh := cfg.SSH
+	if strings.TrimSpace(ssh.Port) == "" {
+		return fmt.Errorf("task config ssh.port is missing; set it to a port label declared in the group's network block, for example \"ssh\"")
+	}
+	if ssh.User == "" {
+		ssh.User = DefaultSSHUser
+	}
+	if !loginNamePattern.MatchString(ssh.User) {
+		return fmt.Errorf("task config ssh.user = %q is not a valid login name; use letters, digits, \"_\", \".\" and \"-\", starting with a letter or \"_\", at most 32 characters", ssh.User)
+	}
+	if len(ssh.AuthorizedKeys) == 0 {
+		return fmt.Errorf("task config ssh.authorized_keys is empty; add the OpenSSH public key of each user who may log in")
+	}
+	if _, err := sshserver.ParseAuthorizedKeys(ssh.AuthorizedKeys); err != nil {
+		return fmt.Errorf("task config ssh.%w", err)
+	}
+	return nil
+}
+
+// sshPort returns the allocated port for the ssh block's port label.
+// containerPort gives the port that the SSH server listens on.
+func sshPort(cfg *drivers.TaskConfig, label string) (structs.AllocatedPortMapping, error) {
+	var ports structs.AllocatedPorts
+	if cfg.Resources != nil && cfg.Resources.Ports != nil {
+		ports = *cfg.Resources.Ports
+	}
+
+	port, ok := ports.Get(label)
+	if !ok {
+		labels := make([]string, 0, len(ports))
+		for _, p := range ports {
+			labels = append(labels, p.Label)
+		}
+		return port, fmt.Errorf("task config ssh.port = %q is not a port label of this task (labels: [%s]); declare it in the group's network block, for example network { port %q {} }",
+			label, strings.Join(labels, ", "), label)
+	}
+	if port.To < -1 {
+		return port, fmt.Errorf("port label %q has to = %d; set to to a port number, to -1 for the host port, or leave it unset for %d", label, port.To, sshserver.DefaultPort)
+	}
+	return port, nil
+}
+
+// containerPort returns the SSH server's port inside the container: the
+// label's to, the host port when to is -1 (Nomad's "same as the host port"),
+// or sshserver.DefaultPort when to is unset.
+func containerPort(port structs.AllocatedPortMapping) int {
+	switch {
+	case port.To > 0:
+		return port.To
+	case port.To == -1:
+		return port.Value
+	default:
+		return sshserver.DefaultPort
+	}
+}

@@ -1,0 +1,117 @@
+package driver
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+)
+
+// testAuthorizedKey is a valid authorized_keys line, generated per run.
+var testAuthorizedKey = func() string {
+	public, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	key, err := ssh.NewPublicKey(public)
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))) + " user@example"
+}()
+
+func TestValidatePluginConfig_Defaults(t *testing.T) {
+	s, err := validatePluginConfig(&PluginConfig{Advertise: AdvertiseConfig{LocalIPv4Fallback: true}})
+	require.NoError(t, err)
+	require.Equal(t, DefaultDockerEndpoint, s.dockerEndpoint)
+	require.Equal(t, "/etc/circleci/public-ipv4", s.advertise.OverrideFile)
+	require.Equal(t, "", s.advertise.IMDSEndpoint)
+	require.Equal(t, 5*time.Second, s.advertise.IMDSTimeout)
+	require.True(t, s.advertise.LocalIPv4Fallback)
+	require.Equal(t, 30*time.Second, s.refreshInterval)
+}
+
+func TestValidatePluginConfig_Invalid(t *testing.T) {
+	cases := []struct {
+		name    string
+		config  PluginConfig
+		errText string
+	}{
+		{"endpoint scheme", PluginConfig{DockerEndpoint: "ftp://docker"}, `docker_endpoint = "ftp://docker" has the scheme "ftp"`},
+		{"endpoint without socket", PluginConfig{DockerEndpoint: "unix://"}, `docker_endpoint = "unix://" has no socket path`},
+		{"endpoint without host", PluginConfig{DockerEndpoint: "tcp://"}, `docker_endpoint = "tcp://" has no host`},
+		{"timeout not a duration", PluginConfig{Advertise: AdvertiseConfig{IMDSTimeout: "5"}}, `advertise.imds_timeout = "5" is not a duration`},
+		{"timeout negative", PluginConfig{Advertise: AdvertiseConfig{IMDSTimeout: "-1s"}}, `advertise.imds_timeout = "-1s" must be greater than zero`},
+		{"refresh too short", PluginConfig{Advertise: AdvertiseConfig{RefreshInterval: "100ms"}}, `advertise.refresh_interval = "100ms" is shorter than 1s`},
+		{"override relative", PluginConfig{Advertise: AdvertiseConfig{OverrideFile: "public-ipv4"}}, `advertise.override_file = "public-ipv4" is not an absolute path`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := validatePluginConfig(&tc.config)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.errText)
+		})
+	}
+}
+
+func TestValidateTaskConfig_Invalid(t *testing.T) {
+	goodSSH := func() *SSHConfig {
+		return &SSHConfig{Port: "ssh", User: "root", AuthorizedKeys: []string{testAuthorizedKey}}
+	}
+	cases := []struct {
+		name    string
+		config  TaskConfig
+		errText string
+	}{
+		{"missing image", TaskConfig{}, "task config image is missing"},
+		{"image with spaces", TaskConfig{Image: " busybox"}, `image = " busybox" has leading or trailing spaces`},
+		{"env name with equals", TaskConfig{Image: "x", Env: map[string]string{"A=B": "c"}}, `env has the invalid name "A=B"`},
+		{"missing port", TaskConfig{Image: "x", SSH: &SSHConfig{AuthorizedKeys: []string{testAuthorizedKey}}}, "ssh.port is missing"},
+		{"bad user", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", User: "bad user", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.user = "bad user" is not a valid login name`},
+		{"no keys", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh"}}, "ssh.authorized_keys is empty"},
+		{"empty key", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{testAuthorizedKey, ""}}}, "authorized_keys[1] \"\": entry is empty"},
+		{"garbage key", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{"ssh-ed25519 not-base64"}}}, "authorized_keys[0] \"ssh-ed25519 not-base64\": invalid public key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validateTaskConfig(&tc.config)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.errText)
+		})
+	}
+
+	ok := TaskConfig{Image: "busybox", SSH: goodSSH()}
+	require.NoError(t, validateTaskConfig(&ok))
+}
+
+func TestValidateTaskConfig_DefaultUser(t *testing.T) {
+	cfg := TaskConfig{Image: "busybox", SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{testAuthorizedKey}}}
+	require.NoError(t, validateTaskConfig(&cfg))
+	require.Equal(t, "root", cfg.SSH.User)
+}
+
+func TestSSHPort_UnknownLabel(t *testing.T) {
+	cfg := &drivers.TaskConfig{Resources: &drivers.Resources{Ports: &structs.AllocatedPorts{{Label: "http", Value: 8080}}}}
+	_, err := sshPort(cfg, "ssh")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `ssh.port = "ssh" is not a port label of this task (labels: [http])`)
+	require.Contains(t, err.Error(), "declare it in the group's network block")
+}
+
+func TestContainerPort(t *testing.T) {
+	require.Equal(t, 2222, containerPort(structs.AllocatedPortMapping{Value: 64535}))
+	require.Equal(t, 22, containerPort(structs.AllocatedPortMapping{Value: 64535, To: 22}))
+	require.Equal(t, 64535, containerPort(structs.AllocatedPortMapping{Value: 64535, To: -1}))
+}
+
+func TestSSHCommand(t *testing.T) {
+	cmd := SSHCommand(&SSHState{Host: "203.0.113.10", Port: 64535, User: "root"})
+	require.Equal(t, "ssh -p 64535 root@203.0.113.10", cmd)
+	require.False(t, strings.Contains(cmd, "  "))
+}

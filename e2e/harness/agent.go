@@ -1,0 +1,226 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// AgentOptions configures a Nomad agent that runs a server and a client
+// on 127.0.0.1.
+type AgentOptions struct {
+	// Dir holds the agent's config, data dir and log.
+	Dir string
+
+	// OverrideFile and IMDSEndpoint go into the plugin's advertise block.
+	OverrideFile string
+	IMDSEndpoint string
+}
+
+// Agent is a running Nomad agent.
+type Agent struct {
+	*Process
+	Client     *api.Client
+	Address    string
+	ConfigPath string
+}
+
+// agentConfig is the agent's HCL config. The client's options deny the
+// cloud fingerprinters, and StartAgent points their URLs at a closed
+// loopback port as well: without both, Nomad queries the metadata
+// addresses at start.
+const agentConfig = `
+data_dir             = %q
+bind_addr            = "127.0.0.1"
+plugin_dir           = %q
+log_level            = "DEBUG"
+disable_update_check = true
+
+advertise {
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}
+
+ports {
+  http = %d
+  rpc  = %d
+  serf = %d
+}
+
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+
+client {
+  enabled           = true
+  servers           = ["127.0.0.1:%d"]
+  network_interface = "lo"
+  min_dynamic_port  = 64535
+  max_dynamic_port  = 65535
+
+  options = {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+}
+
+consul {
+  auto_advertise   = false
+  server_auto_join = false
+  client_auto_join = false
+}
+
+plugin "nomad-driver-sshrerun" {
+  config {
+    advertise {
+      override_file    = %q
+      imds_endpoint    = %q
+      imds_timeout     = "2s"
+      refresh_interval = "5s"
+    }
+  }
+}
+
+# the built-in docker driver must not delete the locally built images:
+# no registry is reachable to pull them again
+plugin "docker" {
+  config {
+    gc {
+      image = false
+    }
+  }
+}
+`
+
+// StartAgent writes the config and starts `nomad agent`, then waits until
+// the client is ready and the sshrerun driver is healthy.
+func StartAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
+	ports := make([]int, 3)
+	for i := range ports {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = port
+	}
+	httpPort, rpcPort, serfPort := ports[0], ports[1], ports[2]
+
+	dataDir := filepath.Join(opts.Dir, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create the agent's data dir: %w", err)
+	}
+	configPath := filepath.Join(opts.Dir, "agent.hcl")
+	config := fmt.Sprintf(agentConfig, dataDir, filepath.Dir(PluginBinary()),
+		httpPort, rpcPort, serfPort, rpcPort, opts.OverrideFile, opts.IMDSEndpoint)
+	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+		return nil, fmt.Errorf("failed to write the agent config: %w", err)
+	}
+
+	return startAgentWithConfig(ctx, opts.Dir, configPath, "127.0.0.1:"+strconv.Itoa(httpPort))
+}
+
+// Restart starts the agent again with the same config and data dir, after
+// it was stopped or killed.
+func (a *Agent) Restart(ctx context.Context) (*Agent, error) {
+	if !a.Exited() {
+		return nil, fmt.Errorf("agent pid %d is still running", a.PID())
+	}
+	return startAgentWithConfig(ctx, filepath.Dir(a.ConfigPath), a.ConfigPath, a.Address)
+}
+
+func startAgentWithConfig(ctx context.Context, dir, configPath, address string) (*Agent, error) {
+	logName := fmt.Sprintf("nomad-%d.log", time.Now().UnixNano())
+	proc, err := startProcess("nomad agent", filepath.Join(dir, logName), SafetyEnv(), NomadBinary(), "agent", "-config", configPath)
+	if err != nil {
+		return nil, err
+	}
+
+	client, err := api.NewClient(&api.Config{Address: "http://" + address})
+	if err != nil {
+		_ = proc.Stop(10 * time.Second)
+		return nil, fmt.Errorf("failed to create the Nomad API client: %w", err)
+	}
+	agent := &Agent{Process: proc, Client: client, Address: address, ConfigPath: configPath}
+
+	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := agent.WaitForDriver(waitCtx); err != nil {
+		_ = proc.Stop(10 * time.Second)
+		return nil, fmt.Errorf("%w (agent log %s)", err, proc.LogPath)
+	}
+	return agent, nil
+}
+
+// WaitForDriver polls until the client node is ready and reports the
+// sshrerun driver as healthy.
+func (a *Agent) WaitForDriver(ctx context.Context) error {
+	var last string
+	for {
+		if a.Exited() {
+			return fmt.Errorf("the agent exited: %v", a.err)
+		}
+
+		nodes, _, err := a.Client.Nodes().List(nil)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(nodes) == 0:
+			last = "no client node registered yet"
+		default:
+			node, _, err := a.Client.Nodes().Info(nodes[0].ID, nil)
+			if err != nil {
+				last = err.Error()
+				break
+			}
+			info := node.Drivers["sshrerun"]
+			switch {
+			case node.Status != "ready":
+				last = "node status " + node.Status
+			case info == nil:
+				last = "the sshrerun driver is not fingerprinted yet"
+			case !info.Healthy:
+				last = "the sshrerun driver is unhealthy: " + info.HealthDescription
+			default:
+				return nil
+			}
+		}
+
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the Nomad client did not become ready: %s", last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// NodeAttributes returns the client node's attributes.
+func (a *Agent) NodeAttributes() (map[string]string, error) {
+	nodes, _, err := a.Client.Nodes().List(nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("no client node registered")
+	}
+	node, _, err := a.Client.Nodes().Info(nodes[0].ID, nil)
+	if err != nil {
+		return nil, err
+	}
+	return node.Attributes, nil
+}
+
+// LogContains reports whether the agent's log contains s.
+func (a *Agent) LogContains(s string) (bool, error) {
+	data, err := os.ReadFile(a.LogPath)
+	if err != nil {
+		return false, err
+	}
+	return strings.Contains(string(data), s), nil
+}
