@@ -75,6 +75,9 @@ func newEnv(t *testing.T, override string) *env {
 		if err := e.agent.Stop(30 * time.Second); err != nil {
 			t.Errorf("stopping the agent: %v", err)
 		}
+		if err := e.agent.Unmount(); err != nil {
+			t.Errorf("unmounting the agent's task directories: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("agent log: %s", e.agent.LogPath)
 		}

@@ -2,11 +2,14 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -223,4 +226,34 @@ func (a *Agent) LogContains(s string) (bool, error) {
 		return false, err
 	}
 	return strings.Contains(string(data), s), nil
+}
+
+// Unmount unmounts what the Nomad client mounted under the agent's
+// directory, such as each task's tmpfs secrets directory, so that the
+// directory can be removed. Call it after the agent stopped: a stopped
+// client leaves its mounts in place for the next start to restore.
+func (a *Agent) Unmount() error {
+	dir := filepath.Dir(a.ConfigPath)
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("failed to read the mount table: %w", err)
+	}
+
+	// unmount the deepest paths first
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			mounts = append(mounts, fields[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+
+	var errs []error
+	for _, mount := range mounts {
+		if err := syscall.Unmount(mount, 0); err != nil {
+			errs = append(errs, fmt.Errorf("failed to unmount %s: %w", mount, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -57,7 +57,16 @@ func run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer stopProcess(agent.Process)
+	defer func() {
+		stopProcess(agent.Process)
+		if err := agent.Unmount(); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+		}
+	}()
 	fmt.Printf("==> nomad agent (pid %d) at http://%s, log %s\n", agent.PID(), agent.Address, agent.LogPath)
 
 	docker, err := harness.NewDockerClient()
@@ -98,7 +107,7 @@ func run(ctx context.Context) (err error) {
 		return fmt.Errorf("invalid ssh_port in the event: %w", err)
 	}
 	cmd := harness.SSHCommand(waitCtx, key, event.Details["ssh_user"], event.Details["ssh_host"], port, "uname -a; echo job: $NOMAD_JOB_NAME alloc: $NOMAD_ALLOC_ID")
-	fmt.Printf("==> running: %s -i %s 'uname -a; ...'\n", event.Message, key.PrivatePath)
+	fmt.Printf("==> running: ssh -p %d -i %s %s@%s 'uname -a; ...'\n", port, key.PrivatePath, event.Details["ssh_user"], event.Details["ssh_host"])
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("ssh login failed: %w", err)
