@@ -54,7 +54,7 @@ func TestDriver_SSHLoginAndExitCode(t *testing.T) {
 	require.Equal(t, "127.0.0.1", bindings[0].HostIP)
 	require.Equal(t, strconv.Itoa(port), bindings[0].HostPort)
 
-	// log in and run a command that sees the task's environment
+	// log in and run a command that prints the task's environment
 	c := dialSSH(t, port, "root", key)
 	defer c.Close()
 	out, status := runSSH(t, c, "echo $GREETING $NOMAD_ALLOC_ID; exit 4")
@@ -279,4 +279,25 @@ func TestDriver_StartTaskErrors(t *testing.T) {
 			require.Empty(t, ids)
 		})
 	}
+}
+
+func TestDriver_NumericNonRootUser(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	task.User = "1000:1000"
+	d.startTask(t, task)
+
+	// the init, the job and the sessions run as the task's user
+	c := dialSSH(t, port, "root", key)
+	defer c.Close()
+	out, status := runSSH(t, c, "id -u; id -g")
+	require.Equal(t, 0, status)
+	require.Equal(t, "1000\n1000\n", out)
 }

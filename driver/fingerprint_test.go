@@ -14,7 +14,7 @@ import (
 )
 
 // newMetadataServer serves IMDSv2 on 127.0.0.1 with a fixed public-ipv4,
-// or answers 500 to everything when publicIPv4 is empty.
+// or returns 500 to every request when publicIPv4 is empty.
 func newMetadataServer(t *testing.T, publicIPv4 string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -140,8 +140,8 @@ func (d *Driver) SignalTask(taskID string, signal string) error {
 	return nil
 }
 
-// ExecTask is not supported yet; the capabilities say so, so Nomad does not
-// call it.
+// ExecTask is not supported yet. The capabilities report Exec as false, so
+// Nomad does not call it.
 func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*drivers.ExecTaskResult, error) {
 	return nil, fmt.Errorf("exec is not supported by the %s driver yet; log in over SSH instead", DriverName)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -75,7 +76,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		},
 	}
 	if img.Config != nil {
-		containerSpec.Image = spec.Image{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, WorkingDir: img.Config.WorkingDir}
+		containerSpec.Image = spec.Image{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, WorkingDir: img.Config.WorkingDir, User: img.Config.User}
 	}
 
 	// prepare SSH: the port, the advertised address, the host key and the
@@ -150,7 +151,7 @@ func (d *Driver) prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskCo
 		return nil, fmt.Errorf("the plugin could not find its own executable, which containers run as their init; check the agent log at start")
 	}
 
-	// the config holds the host key, so it lives in the task's private
+	// the config holds the host key, so it lives under the task's private
 	// directory, which is never mounted whole into the container
 	ctrPort := containerPort(port)
 	initConfig := sshserver.Config{
@@ -161,8 +162,12 @@ func (d *Driver) prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskCo
 		Command:        spec.JobArgv(containerSpec.Task, containerSpec.Image),
 		WorkingDir:     containerSpec.Image.WorkingDir,
 	}
-	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun-init.json")
-	if err := writeInitConfig(configPath, &initConfig); err != nil {
+	containerUser := cfg.User
+	if containerUser == "" {
+		containerUser = containerSpec.Image.User
+	}
+	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun", "init.json")
+	if err := writeInitConfig(configPath, &initConfig, containerUser); err != nil {
 		return nil, err
 	}
 
@@ -183,7 +188,16 @@ func (d *Driver) prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskCo
 	}, nil
 }
 
-func writeInitConfig(path string, cfg *sshserver.Config) error {
+// writeInitConfig writes the init's config, which holds the host key, as a
+// file that only the container's user can read. The directory is the
+// driver's own, mode 0700, because Nomad leaves the task's private
+// directory world-readable.
+func writeInitConfig(path string, cfg *sshserver.Config, containerUser string) error {
+	uid, gid, err := numericUser(containerUser)
+	if err != nil {
+		return err
+	}
+
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("failed to encode the SSH server config: %w", err)
@@ -194,7 +208,35 @@ func writeInitConfig(path string, cfg *sshserver.Config) error {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("failed to write the SSH server config %s: %w", path, err)
 	}
+	if uid != 0 || gid != 0 {
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fmt.Errorf("failed to hand the SSH server config %s to the container user %q: %w", path, containerUser, err)
+		}
+	}
 	return nil
+}
+
+// numericUser returns the uid and gid of a container user given as "",
+// "root", "uid" or "uid:gid". The init runs as that user and must read its
+// config, so a user known only by name inside the image is an error.
+// TODO: run the init as root and switch to a named user inside the
+// container, where its /etc/passwd can resolve the name.
+func numericUser(user string) (int, int, error) {
+	if user == "" || user == "root" {
+		return 0, 0, nil
+	}
+	name, group, _ := strings.Cut(user, ":")
+	uid, err := strconv.Atoi(name)
+	if err != nil || uid < 0 {
+		return 0, 0, fmt.Errorf("the container user %q is not numeric, and the SSH server runs as that user; set the task's user to a numeric UID such as \"1000\" or \"1000:1000\"", user)
+	}
+	gid := uid
+	if group != "" {
+		if gid, err = strconv.Atoi(group); err != nil || gid < 0 {
+			return 0, 0, fmt.Errorf("the container user %q has a non-numeric group; set the task's user to a numeric UID and GID such as \"1000:1000\"", user)
+		}
+	}
+	return uid, gid, nil
 }
 
 // createContainer creates the container. A container left with the same

@@ -15,8 +15,8 @@ type TaskState struct {
 	SSH *SSHState
 }
 
-// SSHState is what the ready event reported, kept so that a recovered task
-// can report it again.
+// SSHState is the SSH endpoint that the ready event reported, kept so that
+// a recovered task can report it again.
 type SSHState struct {
 	Host            string
 	Port            int

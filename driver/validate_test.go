@@ -115,3 +115,27 @@ func TestSSHCommand(t *testing.T) {
 	require.Equal(t, "ssh -p 64535 root@203.0.113.10", cmd)
 	require.False(t, strings.Contains(cmd, "  "))
 }
+
+func TestNumericUser(t *testing.T) {
+	cases := []struct {
+		user     string
+		uid, gid int
+	}{
+		{"", 0, 0},
+		{"root", 0, 0},
+		{"0", 0, 0},
+		{"1000", 1000, 1000},
+		{"1000:2000", 1000, 2000},
+	}
+	for _, tc := range cases {
+		uid, gid, err := numericUser(tc.user)
+		require.NoError(t, err, tc.user)
+		require.Equal(t, tc.uid, uid, tc.user)
+		require.Equal(t, tc.gid, gid, tc.user)
+	}
+
+	_, _, err := numericUser("circleci")
+	require.ErrorContains(t, err, `the container user "circleci" is not numeric`)
+	_, _, err = numericUser("1000:staff")
+	require.ErrorContains(t, err, `the container user "1000:staff" has a non-numeric group`)
+}

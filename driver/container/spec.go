@@ -57,6 +57,7 @@ type Image struct {
 	Entrypoint []string
 	Cmd        []string
 	WorkingDir string
+	User       string
 }
 
 // Task holds the task config fields that shape the job's process.

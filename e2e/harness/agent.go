@@ -156,7 +156,7 @@ func startAgentWithConfig(ctx context.Context, dir, configPath, address string) 
 	defer cancel()
 	if err := agent.WaitForDriver(waitCtx); err != nil {
 		_ = proc.Stop(10 * time.Second)
-		return nil, fmt.Errorf("%w (agent log %s)", err, proc.LogPath)
+		return nil, fmt.Errorf("%w; the agent log %s ends with:\n%s", err, proc.LogPath, logTail(proc.LogPath, 30))
 	}
 	return agent, nil
 }
@@ -256,4 +256,18 @@ func (a *Agent) Unmount() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// logTail returns the last lines of the log at path, for error messages
+// that outlive the test's temporary directory.
+func logTail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
 }

@@ -1,7 +1,7 @@
-// Command demo shows the product end to end on one machine: it starts AWS's
-// metadata mock and a Nomad agent with the plugin on 127.0.0.1, runs
-// example.nomad.hcl with a fresh key, prints the ssh command from the
-// task's event, runs it with OpenSSH, and stops everything it started.
+// Command demo shows the product end to end on one machine. It starts AWS's
+// metadata mock and a Nomad agent with the plugin on 127.0.0.1, and runs
+// example.nomad.hcl with a fresh key. Then it prints the ssh command from
+// the task's event, runs it with OpenSSH, and stops everything it started.
 //
 // Run it with `make demo`, which builds the plugin, the agent, the mock and
 // the busybox image first.
@@ -39,7 +39,7 @@ func run(ctx context.Context) (err error) {
 	}
 	fmt.Printf("==> working directory %s\n", dir)
 
-	// the metadata mock stands in for AWS instance metadata, IMDSv2 only
+	// the metadata mock replaces AWS instance metadata, with IMDSv2 required
 	mock, err := harness.StartMetadataMock(ctx, dir, map[string]string{"public-ipv4": "127.0.0.1", "local-ipv4": "127.0.0.1"}, true)
 	if err != nil {
 		return err
