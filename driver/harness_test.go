@@ -133,6 +133,7 @@ func newTask(t *testing.T, port int, taskConfig *TaskConfig) *drivers.TaskConfig
 		},
 	}
 	require.NoError(t, task.EncodeConcreteDriverConfig(taskConfig))
+	testAllocIDs.add(task.AllocID)
 	return task
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,9 +26,8 @@ const testImage = "nomad-driver-sshrerun/busybox:local"
 var testInitBinary string
 
 // TestMain builds the plugin binary and checks the Docker engine and the
-// test image. After the tests, no container with the project's label may
-// remain: the driver tests are the only ones in `go test ./...` that create
-// containers.
+// test image. After the tests, no container of any allocation that the
+// tests created may remain.
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
@@ -63,10 +63,14 @@ func runTests(m *testing.M) int {
 
 	code := m.Run()
 
-	leftover, err := projectContainers(docker)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	var leftover []string
+	for _, allocID := range testAllocIDs.list() {
+		ids, err := projectContainers(docker, spec.LabelAllocID+"="+allocID)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		leftover = append(leftover, ids...)
 	}
 	if len(leftover) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: containers with the label %s left after the tests: %v\n", spec.LabelManaged, leftover)
@@ -76,6 +80,26 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// allocIDs is the set of allocation IDs that the tests used.
+type allocIDs struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+var testAllocIDs allocIDs
+
+func (a *allocIDs) add(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ids = append(a.ids, id)
+}
+
+func (a *allocIDs) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.ids...)
 }
 
 // projectContainers returns the IDs of all containers with the project's
