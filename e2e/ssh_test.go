@@ -140,6 +140,11 @@ func TestSSH_LoginThroughAdvertisedAddress(t *testing.T) {
 	require.True(t, strings.HasPrefix(lines[0], "hello from "), "ssh output: %s", out)
 	require.Equal(t, allocID, lines[1])
 
+	// a session with a PTY gets a terminal
+	out, err = harness.SSHCommandTTY(ctx, e.key, "root", "127.0.0.1", port, "tty").CombinedOutput()
+	require.NoError(t, err, "ssh output: %s", out)
+	require.Contains(t, string(out), "/dev/pts/")
+
 	// the exit status of a remote command comes back
 	err = harness.SSHCommand(ctx, e.key, "root", "127.0.0.1", port, "exit 3").Run()
 	require.Error(t, err)

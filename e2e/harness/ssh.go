@@ -46,16 +46,25 @@ func NewUserKey(dir string) (*UserKey, error) {
 // user on host:port with key. It never prompts, and it trusts the host
 // key on first use, keeping it in a known_hosts file next to the key.
 func SSHCommand(ctx context.Context, key *UserKey, user, host string, port int, command ...string) *exec.Cmd {
-	args := []string{
+	return sshCommand(ctx, key, user, host, port, nil, command)
+}
+
+// SSHCommandTTY is SSHCommand with a forced PTY (ssh -tt).
+func SSHCommandTTY(ctx context.Context, key *UserKey, user, host string, port int, command ...string) *exec.Cmd {
+	return sshCommand(ctx, key, user, host, port, []string{"-tt"}, command)
+}
+
+func sshCommand(ctx context.Context, key *UserKey, user, host string, port int, options, command []string) *exec.Cmd {
+	args := append(append([]string(nil), options...),
 		"-p", strconv.Itoa(port),
 		"-i", key.PrivatePath,
 		"-o", "BatchMode=yes",
 		"-o", "IdentitiesOnly=yes",
 		"-o", "StrictHostKeyChecking=accept-new",
-		"-o", "UserKnownHostsFile=" + filepath.Join(filepath.Dir(key.PrivatePath), "known_hosts"),
+		"-o", "UserKnownHostsFile="+filepath.Join(filepath.Dir(key.PrivatePath), "known_hosts"),
 		"-o", "ConnectTimeout=10",
 		"-o", "LogLevel=ERROR",
-		user + "@" + host,
-	}
+		user+"@"+host,
+	)
 	return exec.CommandContext(ctx, "ssh", append(args, command...)...)
 }
