@@ -1,7 +1,8 @@
 // Package sshserver is the init that runs as PID 1 inside each job container.
-// It starts the job's command, serves SSH on the container port so that a
-// user can log in to the running job, forwards signals to the job, reaps
-// orphaned processes and exits with the job's exit code.
+// It starts the job's command, forwards signals to the job, reaps orphaned
+// processes and exits with the job's exit code. Unless the config disables
+// SSH, it also serves SSH on the container port so that a user can log in
+// to the running job.
 package sshserver
 
 import (
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
@@ -25,14 +27,32 @@ import (
 const DefaultPort = 2222
 
 // Config is written by the driver and read by the init inside the container.
+//
+// An empty ListenAddress disables SSH: the init then starts no SSH server
+// but still runs the job, forwards signals, reaps orphans and exits with the
+// job's exit code. User, AuthorizedKeys and HostKey must be empty in that
+// case, and are required otherwise.
 type Config struct {
-	ListenAddress  string   `json:"listen_address"`  // e.g. ":2222"
+	ListenAddress  string   `json:"listen_address"`  // e.g. ":2222"; empty disables SSH
 	User           string   `json:"user"`            // the only login name accepted
 	AuthorizedKeys []string `json:"authorized_keys"` // OpenSSH authorized_keys lines
 	HostKey        string   `json:"host_key"`        // PEM, OpenSSH private key format (ed25519)
 	Command        []string `json:"command"`         // the job's argv; argv[0] is looked up in the container's PATH
 	WorkingDir     string   `json:"working_dir,omitempty"`
 	LogLevel       string   `json:"log_level,omitempty"`
+
+	// HoldOpen lists absolute paths of FIFOs that the init opens at start
+	// and keeps open, without reading or writing, until Run returns.
+	//
+	// Nomad's log collector reads each task's stdout and stderr FIFO and
+	// stops for good at the first EOF, which comes when the last writer
+	// closes the FIFO (logRotatorWrapper.start in client/logmon/logmon.go,
+	// Nomad v1.6.3, runs io.Copy once and never reopens). The driver plugin
+	// writes the container's output into those FIFOs, so a restart of the
+	// plugin process closes that writer. The init's open descriptor keeps
+	// the collector reading until the next plugin process reopens the FIFOs.
+	// A path that cannot be opened or is not a FIFO is logged and skipped.
+	HoldOpen []string `json:"hold_open,omitempty"`
 }
 
 // maxUserLength matches the 32-character login name limit of useradd on Linux.
@@ -42,8 +62,75 @@ var userPattern = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._-]*$`)
 
 // Validate checks every field and returns all problems joined into one
 // error. Each message names the field and its value and explains the fix.
-// The host key value is never included because it is a secret.
+// The host key value is never included because it is a secret. With an
+// empty ListenAddress, it checks that the SSH fields are unset instead of
+// checking their values.
 func (c *Config) Validate() error {
+	var problems []error
+
+	if c.ListenAddress == "" {
+		if err := c.validateSSHUnset(); err != nil {
+			problems = append(problems, err)
+		}
+	} else {
+		problems = append(problems, c.validateSSH()...)
+	}
+
+	switch {
+	case len(c.Command) == 0:
+		problems = append(problems, errors.New(`command is empty; set the job's argv, for example ["/bin/sh", "-c", "make test"]`))
+	case c.Command[0] == "":
+		problems = append(problems, errors.New("command[0] is empty; set the program name or path to run"))
+	}
+
+	if c.WorkingDir != "" && !filepath.IsAbs(c.WorkingDir) {
+		problems = append(problems, fmt.Errorf(`working_dir %q is not an absolute path; use a path that starts with "/"`, c.WorkingDir))
+	}
+
+	if c.LogLevel != "" && hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		problems = append(problems, fmt.Errorf("log_level %q is invalid; use one of trace, debug, info, warn, error or off", c.LogLevel))
+	}
+
+	for i, path := range c.HoldOpen {
+		switch {
+		case path == "":
+			problems = append(problems, fmt.Errorf("hold_open[%d] is empty; set the absolute path of a FIFO or remove the entry", i))
+		case !filepath.IsAbs(path):
+			problems = append(problems, fmt.Errorf(`hold_open[%d] %q is not an absolute path; use a path that starts with "/"`, i, path))
+		}
+	}
+
+	return errors.Join(problems...)
+}
+
+// validateSSHUnset rejects SSH fields in a config without a listen address,
+// because the init would silently ignore them.
+func (c *Config) validateSSHUnset() error {
+	var fields []string
+	if c.User != "" {
+		fields = append(fields, "user")
+	}
+	if len(c.AuthorizedKeys) > 0 {
+		fields = append(fields, "authorized_keys")
+	}
+	if c.HostKey != "" {
+		fields = append(fields, "host_key")
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+
+	names, verb := fields[0], "is"
+	if len(fields) > 1 {
+		names = strings.Join(fields[:len(fields)-1], ", ") + " and " + fields[len(fields)-1]
+		verb = "are"
+	}
+	return fmt.Errorf("listen_address is empty, which disables SSH, but %s %s set; set listen_address to serve SSH or remove %s", names, verb, names)
+}
+
+// validateSSH checks the fields of the SSH server and returns one error
+// per problem.
+func (c *Config) validateSSH() []error {
 	var problems []error
 
 	if err := validateListenAddress(c.ListenAddress); err != nil {
@@ -67,29 +154,10 @@ func (c *Config) Validate() error {
 		problems = append(problems, err)
 	}
 
-	switch {
-	case len(c.Command) == 0:
-		problems = append(problems, errors.New(`command is empty; set the job's argv, for example ["/bin/sh", "-c", "make test"]`))
-	case c.Command[0] == "":
-		problems = append(problems, errors.New("command[0] is empty; set the program name or path to run"))
-	}
-
-	if c.WorkingDir != "" && !filepath.IsAbs(c.WorkingDir) {
-		problems = append(problems, fmt.Errorf(`working_dir %q is not an absolute path; use a path that starts with "/"`, c.WorkingDir))
-	}
-
-	if c.LogLevel != "" && hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
-		problems = append(problems, fmt.Errorf("log_level %q is invalid; use one of trace, debug, info, warn, error or off", c.LogLevel))
-	}
-
-	return errors.Join(problems...)
+	return problems
 }
 
 func validateListenAddress(address string) error {
-	if address == "" {
-		return fmt.Errorf(`listen_address is missing; set host:port, for example ":%d"`, DefaultPort)
-	}
-
 	_, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return fmt.Errorf(`listen_address %q is invalid (%v); use host:port, for example ":%d"`, address, err, DefaultPort)

@@ -31,7 +31,7 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 		modify func(*Config)
 		want   string
 	}{
-		{"missing listen address", func(c *Config) { c.ListenAddress = "" }, `listen_address is missing; set host:port, for example ":2222"`},
+		{"empty listen address with SSH fields", func(c *Config) { c.ListenAddress = "" }, "listen_address is empty, which disables SSH, but user, authorized_keys and host_key are set; set listen_address to serve SSH or remove user, authorized_keys and host_key"},
 		{"listen address without port", func(c *Config) { c.ListenAddress = "localhost" }, `listen_address "localhost" is invalid`},
 		{"listen address port out of range", func(c *Config) { c.ListenAddress = ":70000" }, `listen_address ":70000" has an invalid port "70000"; use a number from 0 to 65535`},
 		{"listen address named port", func(c *Config) { c.ListenAddress = ":ssh" }, `listen_address ":ssh" has an invalid port "ssh"`},
@@ -61,13 +61,70 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 	}
 }
 
+func TestValidateAcceptsConfigWithoutSSH(t *testing.T) {
+	cfg := newConfigWithoutSSH("/bin/sh", "-c", "true")
+	cfg.HoldOpen = []string{"/alloc/logs/.task.stdout.fifo", "/alloc/logs/.task.stderr.fifo"}
+
+	assert.NoError(t, cfg.Validate())
+}
+
+func TestValidateRejectsSSHFieldsWithoutListenAddress(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	sshConfig := newTestConfig(t, signer.PublicKey(), "true")
+
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string
+	}{
+		{"user", func(c *Config) { c.User = testUser }, "listen_address is empty, which disables SSH, but user is set; set listen_address to serve SSH or remove user"},
+		{"authorized keys", func(c *Config) { c.AuthorizedKeys = sshConfig.AuthorizedKeys }, "but authorized_keys is set; set listen_address to serve SSH or remove authorized_keys"},
+		{"host key", func(c *Config) { c.HostKey = sshConfig.HostKey }, "but host_key is set; set listen_address to serve SSH or remove host_key"},
+		{"user and host key", func(c *Config) { c.User, c.HostKey = testUser, sshConfig.HostKey }, "but user and host_key are set; set listen_address to serve SSH or remove user and host_key"},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			cfg := newConfigWithoutSSH("true")
+			test.modify(cfg)
+
+			err := cfg.Validate()
+
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), test.want)
+			assert.NotContains(t, err.Error(), "BEGIN OPENSSH PRIVATE KEY")
+		})
+	}
+}
+
+func TestValidateRejectsBadHoldOpen(t *testing.T) {
+	tests := []struct {
+		name     string
+		holdOpen []string
+		want     string
+	}{
+		{"relative path", []string{"/alloc/logs/ok.fifo", "logs/task.fifo"}, `hold_open[1] "logs/task.fifo" is not an absolute path; use a path that starts with "/"`},
+		{"empty entry", []string{""}, "hold_open[0] is empty; set the absolute path of a FIFO or remove the entry"},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			cfg := newConfigWithoutSSH("true")
+			cfg.HoldOpen = test.holdOpen
+
+			err := cfg.Validate()
+
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), test.want)
+		})
+	}
+}
+
 func TestValidateReportsEveryProblem(t *testing.T) {
-	cfg := &Config{}
+	cfg := &Config{ListenAddress: "no-port", HoldOpen: []string{"relative"}}
 
 	err := cfg.Validate()
 
 	require.Error(t, err)
-	for _, field := range []string{"listen_address", "user", "authorized_keys", "host_key", "command"} {
+	for _, field := range []string{"listen_address", "user", "authorized_keys", "host_key", "command", "hold_open"} {
 		assert.Contains(t, err.Error(), field)
 	}
 }
@@ -96,6 +153,20 @@ func TestReadConfigRoundTrip(t *testing.T) {
 
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
+}
+
+func TestReadConfigRoundTripWithoutSSH(t *testing.T) {
+	want := newConfigWithoutSSH("/bin/sh", "-c", "echo hi")
+	want.HoldOpen = []string{"/alloc/logs/.task.stdout.fifo"}
+	path := writeConfigFile(t, want)
+
+	got, err := ReadConfig(path)
+
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"hold_open":["/alloc/logs/.task.stdout.fifo"]`)
 }
 
 func TestReadConfigRejectsUnknownField(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,6 +75,12 @@ func newTestConfig(t *testing.T, clientKey ssh.PublicKey, command ...string) *Co
 	}
 }
 
+// newConfigWithoutSSH returns a valid config that runs command with SSH
+// disabled.
+func newConfigWithoutSSH(command ...string) *Config {
+	return &Config{Command: command, LogLevel: "debug"}
+}
+
 // syncBuffer is a bytes.Buffer that is safe for concurrent use.
 type syncBuffer struct {
 	mu     sync.Mutex
@@ -106,19 +113,21 @@ type testInit struct {
 	result  chan runResult
 }
 
-// startInit runs Run with cfg on 127.0.0.1 in the background. Cleanup
-// cancels it, which kills a job that is still running, and waits for Run.
+// startInit runs Run with cfg in the background, serving SSH on 127.0.0.1
+// unless cfg.ListenAddress is empty. Cleanup cancels it, which kills a job
+// that is still running, and waits for Run.
 func startInit(t *testing.T, cfg *Config, opts Options) *testInit {
 	t.Helper()
-	listener := loopbackListener(t)
-	opts.Listener = listener
-
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	ti := &testInit{
-		address: listener.Addr().String(),
-		logs:    &syncBuffer{},
-		cancel:  cancel,
-		result:  make(chan runResult, 1),
+		logs:   &syncBuffer{},
+		cancel: cancel,
+		result: make(chan runResult, 1),
+	}
+	if cfg.ListenAddress != "" {
+		listener := loopbackListener(t)
+		opts.Listener = listener
+		ti.address = listener.Addr().String()
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: loggerName, Level: hclog.Debug, Output: ti.logs})
 
@@ -253,4 +262,51 @@ func processGone(pid int) bool {
 func tempPath(t *testing.T, name string) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), name)
+}
+
+// fileExists reports whether path exists.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// listeningTCPSockets returns the number of TCP sockets in LISTEN state
+// that the test process has open. It matches the socket inodes of
+// /proc/self/fd against the LISTEN entries (state 0A) of
+// /proc/self/net/tcp and tcp6.
+func listeningTCPSockets(t *testing.T) int {
+	t.Helper()
+	listening := make(map[string]bool)
+	for _, table := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a kernel without IPv6 has no tcp6 table
+		}
+		require.NoError(t, err)
+
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		for _, line := range lines[1:] {
+			// Columns: sl local_address rem_address st tx_queue:rx_queue
+			// tr:tm->when retrnsmt uid timeout inode ...
+			fields := strings.Fields(line)
+			if len(fields) > 9 && fields[3] == "0A" {
+				listening[fields[9]] = true
+			}
+		}
+	}
+
+	entries, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	count := 0
+	for _, entry := range entries {
+		target, err := os.Readlink("/proc/self/fd/" + entry.Name())
+		if err != nil {
+			continue // closed since ReadDir, like the directory's own fd
+		}
+		inode, isSocket := strings.CutPrefix(target, "socket:[")
+		if isSocket && listening[strings.TrimSuffix(inode, "]")] {
+			count++
+		}
+	}
+	return count
 }

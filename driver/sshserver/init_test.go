@@ -58,3 +58,15 @@ func TestMainReturns127ForMissingCommand(t *testing.T) {
 	assert.Equal(t, 127, code)
 	assert.Contains(t, stderr.String(), `command \"no-such-command-sshrerun\" not found in PATH`)
 }
+
+func TestMainWithoutSSHReturnsJobExitCode(t *testing.T) {
+	path := writeConfigFile(t, newConfigWithoutSSH("sh", "-c", "exit 4"))
+	var stderr syncBuffer
+
+	code := runMain([]string{"-config", path}, &stderr)
+
+	assert.Equal(t, 4, code)
+	assert.Contains(t, stderr.String(), "SSH is disabled because listen_address is empty")
+	assert.NotContains(t, stderr.String(), "listening for SSH connections")
+	assert.Contains(t, stderr.String(), "exit_code=4")
+}

@@ -143,5 +143,63 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 
 	assert.Equal(t, 125, code)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "listen_address is missing")
+	assert.Contains(t, err.Error(), "command is empty")
+}
+
+func TestRunWithoutSSHReturnsJobExitCode(t *testing.T) {
+	ti := startInit(t, newConfigWithoutSSH("sh", "-c", "exit 4"), Options{})
+
+	result := ti.wait(t)
+
+	assert.NoError(t, result.err)
+	assert.Equal(t, 4, result.code)
+	assert.Contains(t, ti.logs.String(), "SSH is disabled because listen_address is empty")
+	assert.NotContains(t, ti.logs.String(), "listening for SSH connections")
+}
+
+func TestRunWithoutSSHOpensNoListener(t *testing.T) {
+	directory := t.TempDir()
+	readyFile := directory + "/ready"
+	doneFile := directory + "/done"
+	script := `echo > "$1"; while [ ! -e "$2" ]; do sleep 0.05; done; exit 4`
+	before := listeningTCPSockets(t)
+	ti := startInit(t, newConfigWithoutSSH("sh", "-c", script, "job", readyFile, doneFile), Options{})
+
+	waitFor(t, "the job to start", func() bool { return fileExists(readyFile) })
+	during := listeningTCPSockets(t)
+	require.NoError(t, os.WriteFile(doneFile, nil, 0o600))
+	result := ti.wait(t)
+
+	assert.Equal(t, before, during, "listening TCP sockets before Run and while the job runs")
+	assert.NoError(t, result.err)
+	assert.Equal(t, 4, result.code)
+}
+
+func TestRunWithoutSSHForwardsSignalToJob(t *testing.T) {
+	directory := t.TempDir()
+	readyFile := directory + "/ready"
+	script := `trap 'exit 9' USR1; echo > "$1"; while :; do sleep 0.1; done`
+	signals := make(chan os.Signal, 1)
+	ti := startInit(t, newConfigWithoutSSH("sh", "-c", script, "job", readyFile), Options{Signals: signals})
+
+	// Until the trap is set, USR1 would kill the shell.
+	waitFor(t, "the job to set its trap", func() bool { return fileExists(readyFile) })
+	signals <- syscall.SIGUSR1
+	result := ti.wait(t)
+
+	assert.NoError(t, result.err)
+	assert.Equal(t, 9, result.code)
+	assert.Contains(t, ti.logs.String(), "forwarded signal to job")
+}
+
+func TestListeningTCPSocketsCountsLoopbackListener(t *testing.T) {
+	before := listeningTCPSockets(t)
+
+	listener := loopbackListener(t)
+	during := listeningTCPSockets(t)
+	require.NoError(t, listener.Close())
+	after := listeningTCPSockets(t)
+
+	assert.Equal(t, before+1, during)
+	assert.Equal(t, before, after)
 }

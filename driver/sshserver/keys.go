@@ -36,7 +36,7 @@ func parseAuthorizedKey(entry string) (ssh.PublicKey, error) {
 
 	key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(entry))
 	if err != nil {
-		return nil, fmt.Errorf("invalid public key: %w", explainKeyError(entry, err))
+		return nil, fmt.Errorf("invalid public key: %w; copy the whole line from the user's public key file, for example ~/.ssh/id_ed25519.pub", explainKeyError(entry, err))
 	}
 	if len(options) > 0 {
 		return nil, fmt.Errorf("key options %q are not supported; remove them from the line", strings.Join(options, ","))
@@ -47,9 +47,9 @@ func parseAuthorizedKey(entry string) (ssh.PublicKey, error) {
 	return key, nil
 }
 
-// explainKeyError adds the reason that ssh.ParseAuthorizedKey hides behind
-// "ssh: no key found" when a "type base64-data [comment]" line has key data
-// that does not decode or parse, for example a truncated key.
+// explainKeyError replaces the "ssh: no key found" of ssh.ParseAuthorizedKey
+// with the reason when a "type base64-data [comment]" line has key data that
+// does not decode or parse, for example a truncated key.
 func explainKeyError(entry string, err error) error {
 	fields := strings.Fields(entry)
 	if len(fields) < 2 || !looksLikeKeyType(fields[0]) {
@@ -58,10 +58,10 @@ func explainKeyError(entry string, err error) error {
 
 	data, decodeErr := base64.StdEncoding.DecodeString(fields[1])
 	if decodeErr != nil {
-		return fmt.Errorf("%w (key data is not valid base64: %v)", err, decodeErr)
+		return fmt.Errorf("the key data is not valid base64 (%v)", decodeErr)
 	}
 	if _, parseErr := ssh.ParsePublicKey(data); parseErr != nil {
-		return fmt.Errorf("%w (key data is invalid: %v)", err, parseErr)
+		return fmt.Errorf("the key data is invalid (%v)", parseErr)
 	}
 	return err
 }

@@ -13,7 +13,8 @@ import (
 // Options are the settings of Run that do not come from the config file.
 type Options struct {
 	// Listener, if set, is used instead of listening on cfg.ListenAddress.
-	// Run closes it before it returns.
+	// Run closes it before it returns, and closes it unused when
+	// cfg.ListenAddress is empty.
 	Listener net.Listener
 
 	// Signals carries the signals to forward to the job. Main feeds it from
@@ -32,46 +33,30 @@ type Options struct {
 
 // Run starts the SSH server and the job, forwards signals to the job until
 // it exits, then closes the listener, ends all sessions and returns the
-// job's exit code. The error is non-nil when the job could not be started
-// (exit code 126 or 127), when the init could not start (125) or when ctx
-// ended before the job exited.
+// job's exit code. With an empty cfg.ListenAddress it starts no listener and
+// no SSH server, and does everything else the same. It holds the FIFOs in
+// cfg.HoldOpen open until it returns. The error is non-nil when the job
+// could not be started (exit code 126 or 127), when the init could not
+// start (125) or when ctx ended before the job exited.
 func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (int, error) {
 	if err := cfg.Validate(); err != nil {
 		closeListener(opts.Listener)
 		return exitInitFailure, fmt.Errorf("invalid init config: %w", err)
 	}
 
+	heldFIFOs := holdFIFOs(cfg.HoldOpen, logger)
+	defer closeHeldFIFOs(heldFIFOs)
+
 	reaper := sharedReaper(logger)
 	if opts.ReapOrphans || os.Getpid() == 1 {
 		reaper.enableOrphanReaping()
 	}
 
-	srv, err := newServer(cfg, reaper, logger)
+	stopSSH, err := startSSH(cfg, reaper, opts.Listener, logger)
 	if err != nil {
-		closeListener(opts.Listener)
 		return exitInitFailure, err
 	}
-
-	listener := opts.Listener
-	if listener == nil {
-		listener, err = net.Listen("tcp", cfg.ListenAddress)
-		if err != nil {
-			return exitInitFailure, fmt.Errorf("listening for SSH on %q: %w", cfg.ListenAddress, err)
-		}
-	}
-	logger.Info("listening for SSH connections", "address", listener.Addr().String(), "user", cfg.User)
-
-	serveDone := make(chan struct{})
-	go func() {
-		defer close(serveDone)
-		if err := srv.serve(listener); err != nil {
-			logger.Error("SSH server stopped accepting connections", "error", err)
-		}
-	}()
-	defer func() {
-		srv.close()
-		<-serveDone
-	}()
+	defer stopSSH()
 
 	j, err := startJob(cfg, reaper, jobStdio(opts.Stdio))
 	if err != nil {
@@ -87,8 +72,48 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 	code := logJobExit(status, j.child.pid, logger)
 
 	// A hold window that keeps the container up for SSH sessions after the
-	// job exits would wait here, before the deferred close ends them.
+	// job exits would wait here, before the deferred stopSSH ends them.
 	return code, err
+}
+
+// startSSH serves SSH on listener, or on a new listener for
+// cfg.ListenAddress when listener is nil. It returns a function that closes
+// the listener and ends all sessions. With an empty cfg.ListenAddress, it
+// closes listener, starts nothing and returns a function that does nothing.
+func startSSH(cfg *Config, reaper *reaper, listener net.Listener, logger hclog.Logger) (stop func(), err error) {
+	if cfg.ListenAddress == "" {
+		closeListener(listener)
+		logger.Info("SSH is disabled because listen_address is empty")
+		return func() {}, nil
+	}
+
+	srv, err := newServer(cfg, reaper, logger)
+	if err != nil {
+		closeListener(listener)
+		return nil, err
+	}
+
+	if listener == nil {
+		listener, err = net.Listen("tcp", cfg.ListenAddress)
+		if err != nil {
+			return nil, fmt.Errorf("listening for SSH on %q: %w", cfg.ListenAddress, err)
+		}
+	}
+	logger.Info("listening for SSH connections", "address", listener.Addr().String(), "user", cfg.User)
+
+	serveDone := make(chan struct{})
+	go func() {
+		defer close(serveDone)
+		if err := srv.serve(listener); err != nil {
+			logger.Error("SSH server stopped accepting connections", "error", err)
+		}
+	}()
+
+	stop = func() {
+		srv.close()
+		<-serveDone
+	}
+	return stop, nil
 }
 
 func closeListener(listener net.Listener) {
