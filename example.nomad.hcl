@@ -5,6 +5,9 @@
 # Once the task runs, its events show the command to log in:
 #
 #   nomad alloc status <alloc id>   # Driver event: ssh -p 64535 root@203.0.113.10
+#
+# The job is a build that waits for a debugging user: it runs until
+# someone logs in and runs `touch /tmp/done`, or until `nomad job stop`.
 
 variable "authorized_key" {
   type        = string

@@ -88,10 +88,8 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 })
 
 var capabilities = &drivers.Capabilities{
-	SendSignals: true,
-	// TODO: ExecTask is not implemented yet, so `nomad alloc exec` and
-	// script checks are not offered; SSH is the way into the container.
-	Exec:              false,
+	SendSignals:       true,
+	Exec:              true,
 	FSIsolation:       drivers.FSIsolationImage,
 	NetIsolationModes: []drivers.NetIsolationMode{drivers.NetIsolationModeHost},
 }

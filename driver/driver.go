@@ -118,9 +118,9 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		"docker_endpoint", settings.dockerEndpoint,
 		"override_file", advConfig.OverrideFile,
 		"imds_endpoint", advConfig.IMDSEndpoint,
-		"imds_timeout", advConfig.IMDSTimeout,
+		"imds_timeout", advConfig.IMDSTimeout.String(),
 		"local_ipv4_fallback", advConfig.LocalIPv4Fallback,
-		"refresh_interval", settings.refreshInterval)
+		"refresh_interval", settings.refreshInterval.String())
 	return nil
 }
 

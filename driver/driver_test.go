@@ -268,7 +268,7 @@ func TestDriver_StartTaskErrors(t *testing.T) {
 			// MkAllocDir's cleanup closes the harness, so each case has its own
 			d := newTestDriver(t, nil)
 			task := newTask(t, freeSSHPort(t), &tc.config)
-			t.Cleanup(d.MkAllocDir(task, false))
+			d.mkAllocDir(t, task, false)
 
 			_, _, err := d.StartTask(task)
 			require.Error(t, err)
@@ -300,4 +300,45 @@ func TestDriver_NumericNonRootUser(t *testing.T) {
 	out, status := runSSH(t, c, "id -u; id -g")
 	require.Equal(t, 0, status)
 	require.Equal(t, "1000\n1000\n", out)
+}
+
+func TestDriver_MemoryLimitAndOOMKill(t *testing.T) {
+	d := newTestDriver(t, nil)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image: testImage,
+		// reads without end into memory until the limit kills it
+		Command: "/bin/tail",
+		Args:    []string{"/dev/zero"},
+	})
+	task.Resources.NomadResources.Memory.MemoryMB = 16
+	task.Resources.NomadResources.Cpu.CpuShares = 250
+	handle, _ := d.startTask(t, task)
+
+	info, err := d.docker.ContainerInspect(context.Background(), taskState(t, handle).ContainerID)
+	require.NoError(t, err)
+	require.Equal(t, int64(16*1024*1024), info.HostConfig.Memory)
+	require.Equal(t, int64(250), info.HostConfig.CPUShares)
+
+	result := d.waitExit(t, task.ID, time.Minute)
+	require.True(t, result.OOMKilled, "exit result %+v", result)
+	require.Equal(t, 137, result.ExitCode)
+}
+
+func TestDriver_MemoryMaxIsTheLimit(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	task.Resources.NomadResources.Memory.MemoryMB = 64
+	task.Resources.NomadResources.Memory.MemoryMaxMB = 128
+	handle, _ := d.startTask(t, task)
+
+	info, err := d.docker.ContainerInspect(context.Background(), taskState(t, handle).ContainerID)
+	require.NoError(t, err)
+	require.Equal(t, int64(128*1024*1024), info.HostConfig.Memory)
+	require.Equal(t, int64(64*1024*1024), info.HostConfig.MemoryReservation)
 }

@@ -22,6 +22,10 @@ type taskHandle struct {
 	docker      *client.Client
 	logger      hclog.Logger
 
+	// logs copies the container's output into Nomad's log fifos; nil when
+	// the task has no fifos.
+	logs *logStreamer
+
 	// doneCh is closed once exitResult is set.
 	doneCh chan struct{}
 
@@ -43,13 +47,32 @@ func newTaskHandle(cfg *drivers.TaskConfig, state TaskState, docker *client.Clie
 	}
 }
 
-// run waits for the container to stop and records its exit. ctx is the
-// plugin's context: when the plugin shuts down, run returns without a
-// result, and the next plugin process recovers the task.
+// logDrainTimeout bounds how long an exited task waits for the rest of its
+// output to reach Nomad's log fifos.
+const logDrainTimeout = 30 * time.Second
+
+// run streams the logs, waits for the container to stop and records its
+// exit. ctx is the plugin's context: when the plugin shuts down, run
+// returns without a result, and the next plugin process recovers the task.
 func (h *taskHandle) run(ctx context.Context) {
+	h.logs = startLogStreamer(ctx, h.docker, h.containerID, h.taskConfig.StdoutPath, h.taskConfig.StderrPath,
+		logPositionPath(h.taskConfig.TaskDir().Dir), h.logger)
+
 	result := h.wait(ctx)
 	if result == nil {
 		return
+	}
+
+	// report the exit only after the last lines reached the log fifos, so
+	// that a task that prints and exits at once keeps its output
+	if h.logs != nil {
+		select {
+		case <-h.logs.done:
+		case <-time.After(logDrainTimeout):
+			h.logger.Warn("the container's logs did not finish streaming", "timeout", logDrainTimeout)
+		case <-ctx.Done():
+			return
+		}
 	}
 
 	h.mu.Lock()

@@ -137,12 +137,30 @@ func newTask(t *testing.T, port int, taskConfig *TaskConfig) *drivers.TaskConfig
 	return task
 }
 
+// taskState returns the driver state of a started task.
+func taskState(t *testing.T, handle *drivers.TaskHandle) TaskState {
+	t.Helper()
+	var state TaskState
+	require.NoError(t, handle.GetDriverState(&state))
+	return state
+}
+
+// mkAllocDir builds the task's alloc directory with Nomad's harness and
+// removes it when the test ends, including the temporary directory around
+// it, which the harness leaves behind.
+func (d *testDriver) mkAllocDir(t *testing.T, task *drivers.TaskConfig, logs bool) {
+	t.Helper()
+	cleanup := d.MkAllocDir(task, logs)
+	parent := filepath.Dir(task.AllocDir)
+	t.Cleanup(func() { _ = os.Remove(parent) })
+	t.Cleanup(cleanup)
+}
+
 // startTask starts task and registers its cleanup: destroy with force,
 // then remove any container of the alloc that is still there.
 func (d *testDriver) startTask(t *testing.T, task *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork) {
 	t.Helper()
-	cleanupDirs := d.MkAllocDir(task, false)
-	t.Cleanup(cleanupDirs)
+	d.mkAllocDir(t, task, false)
 
 	handle, network, err := d.StartTask(task)
 	require.NoError(t, err)

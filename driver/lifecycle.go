@@ -112,15 +112,6 @@ func (d *Driver) InspectTask(taskID string) (*drivers.TaskStatus, error) {
 	return h.status(), nil
 }
 
-// TaskStats is not supported yet.
-// TODO: stream CPU and memory usage from the engine's stats API.
-func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Duration) (<-chan *drivers.TaskResourceUsage, error) {
-	if _, ok := d.tasks.Get(taskID); !ok {
-		return nil, drivers.ErrTaskNotFound
-	}
-	return nil, fmt.Errorf("task stats are not supported by the %s driver yet", DriverName)
-}
-
 // SignalTask sends signal to the container's init, which forwards it to
 // the job's process.
 func (d *Driver) SignalTask(taskID string, signal string) error {
@@ -138,10 +129,4 @@ func (d *Driver) SignalTask(taskID string, signal string) error {
 		return fmt.Errorf("failed to send %s to container %s: %w", signal, h.containerID, err)
 	}
 	return nil
-}
-
-// ExecTask is not supported yet. The capabilities report Exec as false, so
-// Nomad does not call it.
-func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*drivers.ExecTaskResult, error) {
-	return nil, fmt.Errorf("exec is not supported by the %s driver yet; log in over SSH instead", DriverName)
 }

@@ -2,12 +2,7 @@ package driver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -16,9 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
-	"github.com/sshrerun/nomad-driver-sshrerun/driver/advertise"
 	spec "github.com/sshrerun/nomad-driver-sshrerun/driver/container"
-	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
 )
 
 // dockerCallTimeout bounds each Docker API call that StartTask makes.
@@ -69,6 +62,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			Labels:     taskConfig.Labels,
 			User:       cfg.User,
 		},
+		Resources: taskResources(cfg),
 		Dirs: spec.Dirs{
 			Alloc:   cfg.TaskDir().SharedAllocDir,
 			Local:   cfg.TaskDir().LocalDir,
@@ -79,15 +73,14 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		containerSpec.Image = spec.Image{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, WorkingDir: img.Config.WorkingDir, User: img.Config.User}
 	}
 
-	// prepare SSH: the port, the advertised address, the host key and the
-	// init's config file
+	// write the init's config: the job's argv and, with an ssh block, the
+	// SSH server's port, keys and host key
 	network := &drivers.DriverNetwork{AutoAdvertise: false}
-	var sshState *SSHState
-	if taskConfig.SSH != nil {
-		sshState, err = d.prepareSSH(ctx, cfg, &taskConfig, &containerSpec, settings, resolver)
-		if err != nil {
-			return nil, nil, err
-		}
+	sshState, err := d.prepareInit(ctx, cfg, &taskConfig, &containerSpec, settings, resolver)
+	if err != nil {
+		return nil, nil, err
+	}
+	if containerSpec.SSH != nil {
 		network.PortMap = map[string]int{taskConfig.SSH.Port: containerSpec.SSH.ContainerPort}
 	}
 
@@ -129,116 +122,6 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	return handle, network, nil
 }
 
-// prepareSSH fills containerSpec.SSH and returns what the ready event
-// reports.
-func (d *Driver) prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, settings *settings, resolver *advertise.Resolver) (*SSHState, error) {
-	port, err := sshPort(cfg, taskConfig.SSH.Port)
-	if err != nil {
-		return nil, err
-	}
-
-	addr, err := resolver.Current(ctx, settings.refreshInterval)
-	if err != nil {
-		return nil, fmt.Errorf("no address to advertise for SSH: %w", err)
-	}
-
-	hostKey, err := newHostKey()
-	if err != nil {
-		return nil, err
-	}
-
-	if d.initBinary == "" {
-		return nil, fmt.Errorf("the plugin could not find its own executable, which containers run as their init; check the agent log at start")
-	}
-
-	// the config holds the host key, so it lives under the task's private
-	// directory, which is never mounted whole into the container
-	ctrPort := containerPort(port)
-	initConfig := sshserver.Config{
-		ListenAddress:  ":" + strconv.Itoa(ctrPort),
-		User:           taskConfig.SSH.User,
-		AuthorizedKeys: taskConfig.SSH.AuthorizedKeys,
-		HostKey:        hostKey.PEM,
-		Command:        spec.JobArgv(containerSpec.Task, containerSpec.Image),
-		WorkingDir:     containerSpec.Image.WorkingDir,
-	}
-	containerUser := cfg.User
-	if containerUser == "" {
-		containerUser = containerSpec.Image.User
-	}
-	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun", "init.json")
-	if err := writeInitConfig(configPath, &initConfig, containerUser); err != nil {
-		return nil, err
-	}
-
-	containerSpec.SSH = &spec.SSH{
-		HostIP:        port.HostIP,
-		HostPort:      port.Value,
-		ContainerPort: ctrPort,
-		InitBinary:    d.initBinary,
-		InitConfig:    configPath,
-	}
-	return &SSHState{
-		Host:               addr.Address.String(),
-		Port:               port.Value,
-		User:               taskConfig.SSH.User,
-		AdvertiseSource:    string(addr.Source),
-		HostKey:            hostKey.PEM,
-		HostKeyFingerprint: hostKey.Fingerprint,
-	}, nil
-}
-
-// writeInitConfig writes the init's config, which holds the host key, as a
-// file that only the container's user can read. The directory is the
-// driver's own, mode 0700, because Nomad leaves the task's private
-// directory world-readable.
-func writeInitConfig(path string, cfg *sshserver.Config, containerUser string) error {
-	uid, gid, err := numericUser(containerUser)
-	if err != nil {
-		return err
-	}
-
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("failed to encode the SSH server config: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("failed to create the directory for the SSH server config: %w", err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return fmt.Errorf("failed to write the SSH server config %s: %w", path, err)
-	}
-	if uid != 0 || gid != 0 {
-		if err := os.Chown(path, uid, gid); err != nil {
-			return fmt.Errorf("failed to hand the SSH server config %s to the container user %q: %w", path, containerUser, err)
-		}
-	}
-	return nil
-}
-
-// numericUser returns the uid and gid of a container user given as "",
-// "root", "uid" or "uid:gid". The init runs as that user and must read its
-// config, so a user known only by name inside the image is an error.
-// TODO: run the init as root and switch to a named user inside the
-// container, where its /etc/passwd can resolve the name.
-func numericUser(user string) (int, int, error) {
-	if user == "" || user == "root" {
-		return 0, 0, nil
-	}
-	name, group, _ := strings.Cut(user, ":")
-	uid, err := strconv.Atoi(name)
-	if err != nil || uid < 0 {
-		return 0, 0, fmt.Errorf("the container user %q is not numeric, and the SSH server runs as that user; set the task's user to a numeric UID such as \"1000\" or \"1000:1000\"", user)
-	}
-	gid := uid
-	if group != "" {
-		if gid, err = strconv.Atoi(group); err != nil || gid < 0 {
-			return 0, 0, fmt.Errorf("the container user %q has a non-numeric group; set the task's user to a numeric UID and GID such as \"1000:1000\"", user)
-		}
-	}
-	return uid, gid, nil
-}
-
 // createContainer creates the container. A container left with the same
 // name by an earlier attempt of the same task, for example when the plugin
 // died during StartTask, is removed and the create is tried once more.
@@ -266,6 +149,19 @@ func createContainer(ctx context.Context, docker *client.Client, request *spec.R
 		return "", fmt.Errorf("failed to create container %s: %w", request.Name, err)
 	}
 	return created.ID, nil
+}
+
+// taskResources returns the CPU and memory that Nomad allocated to the task.
+func taskResources(cfg *drivers.TaskConfig) spec.Resources {
+	if cfg.Resources == nil || cfg.Resources.NomadResources == nil {
+		return spec.Resources{}
+	}
+	nomad := cfg.Resources.NomadResources
+	return spec.Resources{
+		CPUShares:   nomad.Cpu.CpuShares,
+		MemoryMB:    nomad.Memory.MemoryMB,
+		MemoryMaxMB: nomad.Memory.MemoryMaxMB,
+	}
 }
 
 // taskEnv merges Nomad's task environment, the device environment and the

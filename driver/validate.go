@@ -76,12 +76,14 @@ func validateDockerEndpoint(endpoint string) error {
 		if u.Path == "" {
 			return fmt.Errorf("plugin config docker_endpoint = %q has no socket path; use for example %q", endpoint, DefaultDockerEndpoint)
 		}
-	case "tcp", "http", "https":
+	case "tcp", "http":
 		if u.Host == "" {
 			return fmt.Errorf("plugin config docker_endpoint = %q has no host; use for example \"tcp://127.0.0.1:2375\"", endpoint)
 		}
 	default:
-		return fmt.Errorf("plugin config docker_endpoint = %q has the scheme %q; use unix://, tcp://, http:// or https://", endpoint, u.Scheme)
+		// the driver bind-mounts host paths, so the engine must run on this
+		// host, and a local engine needs no TLS
+		return fmt.Errorf("plugin config docker_endpoint = %q has the scheme %q; use unix://, or tcp:// or http:// for an engine on this host", endpoint, u.Scheme)
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ func TestValidatePluginConfig_Invalid(t *testing.T) {
 		errText string
 	}{
 		{"endpoint scheme", PluginConfig{DockerEndpoint: "ftp://docker"}, `docker_endpoint = "ftp://docker" has the scheme "ftp"`},
+		{"endpoint with TLS", PluginConfig{DockerEndpoint: "https://127.0.0.1:2376"}, `has the scheme "https"; use unix://, or tcp:// or http:// for an engine on this host`},
 		{"endpoint without socket", PluginConfig{DockerEndpoint: "unix://"}, `docker_endpoint = "unix://" has no socket path`},
 		{"endpoint without host", PluginConfig{DockerEndpoint: "tcp://"}, `docker_endpoint = "tcp://" has no host`},
 		{"timeout not a duration", PluginConfig{Advertise: AdvertiseConfig{IMDSTimeout: "5"}}, `advertise.imds_timeout = "5" is not a duration`},

@@ -28,7 +28,7 @@ const (
 )
 
 // Paths inside the container. The plugin binary is mounted read-only and
-// runs as the container's init when the task has an ssh block.
+// runs as every container's init.
 const (
 	InitDir        = "/.sshrerun"
 	InitBinaryPath = InitDir + "/nomad-driver-sshrerun"
@@ -71,6 +71,14 @@ type Task struct {
 	User       string
 }
 
+// Resources are the task's CPU and memory settings from Nomad.
+type Resources struct {
+	CPUShares int64
+	// MemoryMB is the reservation, and the limit when MemoryMaxMB is 0.
+	MemoryMB    int64
+	MemoryMaxMB int64
+}
+
 // Dirs are the host paths of Nomad's task directories.
 type Dirs struct {
 	Alloc   string
@@ -78,25 +86,31 @@ type Dirs struct {
 	Secrets string
 }
 
-// SSH describes the port binding and the files that the in-container SSH
-// server needs. A nil SSH runs the job's argv directly, as Docker would.
+// Init names the host files of the container's init: the plugin's static
+// binary and the init's config. Both are mounted read-only.
+type Init struct {
+	Binary string
+	Config string
+}
+
+// SSH is the binding from a host port to the in-container SSH server.
 type SSH struct {
 	HostIP        string
 	HostPort      int
 	ContainerPort int
-
-	// InitBinary and InitConfig are host paths, mounted read-only.
-	InitBinary string
-	InitConfig string
 }
 
 // Spec is everything needed to build a create request.
 type Spec struct {
-	Identity Identity
-	Task     Task
-	Image    Image
-	Dirs     Dirs
-	SSH      *SSH
+	Identity  Identity
+	Task      Task
+	Image     Image
+	Dirs      Dirs
+	Resources Resources
+	Init      Init
+
+	// SSH is nil for a task without an ssh block.
+	SSH *SSH
 }
 
 // Request is the body of a container create call.
@@ -106,12 +120,15 @@ type Request struct {
 	HostConfig *container.HostConfig
 }
 
-// Build returns the create request for spec. JobArgv gives the job's argv,
-// which the caller also writes into the init's config when SSH is set.
+// Build returns the create request for spec. The container's entrypoint is
+// the init, which starts the job's argv (JobArgv) from its config, so the
+// image's own entrypoint and command are replaced.
 func Build(spec Spec) (*Request, error) {
-	argv := JobArgv(spec.Task, spec.Image)
-	if len(argv) == 0 {
+	if len(JobArgv(spec.Task, spec.Image)) == 0 {
 		return nil, fmt.Errorf("image %q sets no ENTRYPOINT or CMD and the task sets no command; set command in the task config", spec.Task.Image)
+	}
+	if spec.Init.Binary == "" || spec.Init.Config == "" {
+		return nil, fmt.Errorf("the init binary and config paths must be set")
 	}
 
 	labels, err := Labels(spec.Identity, spec.Task.Labels)
@@ -120,27 +137,49 @@ func Build(spec Spec) (*Request, error) {
 	}
 
 	cfg := &container.Config{
-		Image:  spec.Task.Image,
-		Env:    envList(spec.Task.Env),
-		Labels: labels,
-		User:   spec.Task.User,
+		Image:      spec.Task.Image,
+		Env:        envList(spec.Task.Env),
+		Labels:     labels,
+		User:       spec.Task.User,
+		Entrypoint: []string{InitBinaryPath, InitSubcommand, "-config", InitConfigPath},
 	}
 	host := &container.HostConfig{
-		Binds: taskDirBinds(spec.Dirs),
+		Binds: append(taskDirBinds(spec.Dirs),
+			spec.Init.Binary+":"+InitBinaryPath+":ro",
+			spec.Init.Config+":"+InitConfigPath+":ro",
+		),
+		Resources: resources(spec.Resources),
+		// the driver streams the logs into Nomad's log files from this copy;
+		// Nomad rotates its own files, so the engine keeps only a little
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
 	}
 
-	if spec.SSH == nil {
-		cfg.Entrypoint = argv[:1]
-		cfg.Cmd = argv[1:]
-		return &Request{Name: Name(spec.Identity), Config: cfg, HostConfig: host}, nil
-	}
-
-	// with SSH, the init starts the job's argv, so the image's own
-	// entrypoint and command are replaced
-	if err := addSSH(cfg, host, spec.SSH); err != nil {
-		return nil, err
+	if spec.SSH != nil {
+		if err := addSSH(cfg, host, spec.SSH); err != nil {
+			return nil, err
+		}
 	}
 	return &Request{Name: Name(spec.Identity), Config: cfg, HostConfig: host}, nil
+}
+
+// resources returns the engine's limits: CPU shares, and memory with Nomad's
+// semantics, where memory is the reservation and memory_max, when set, the
+// hard limit.
+func resources(r Resources) container.Resources {
+	const mib = 1024 * 1024
+	res := container.Resources{CPUShares: r.CPUShares}
+	switch {
+	case r.MemoryMaxMB > 0:
+		res.Memory = r.MemoryMaxMB * mib
+		res.MemoryReservation = r.MemoryMB * mib
+	case r.MemoryMB > 0:
+		res.Memory = r.MemoryMB * mib
+	}
+	// no swap beyond the memory limit, as in Nomad's docker driver
+	if res.Memory > 0 {
+		res.MemorySwap = res.Memory
+	}
+	return res
 }
 
 func addSSH(cfg *container.Config, host *container.HostConfig, ssh *SSH) error {
@@ -150,22 +189,12 @@ func addSSH(cfg *container.Config, host *container.HostConfig, ssh *SSH) error {
 	if ssh.ContainerPort < 1 || ssh.ContainerPort > 65535 {
 		return fmt.Errorf("ssh container port %d is out of range 1-65535; set the port label's \"to\" to a valid port", ssh.ContainerPort)
 	}
-	if ssh.InitBinary == "" || ssh.InitConfig == "" {
-		return fmt.Errorf("ssh init binary and config paths must be set")
-	}
 
 	port := PortKey(ssh.ContainerPort)
 	cfg.ExposedPorts = nat.PortSet{port: struct{}{}}
 	host.PortBindings = nat.PortMap{
 		port: []nat.PortBinding{{HostIP: ssh.HostIP, HostPort: strconv.Itoa(ssh.HostPort)}},
 	}
-
-	cfg.Entrypoint = []string{InitBinaryPath, InitSubcommand, "-config", InitConfigPath}
-	cfg.Cmd = nil
-	host.Binds = append(host.Binds,
-		ssh.InitBinary+":"+InitBinaryPath+":ro",
-		ssh.InitConfig+":"+InitConfigPath+":ro",
-	)
 	return nil
 }
 

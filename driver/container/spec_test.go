@@ -6,6 +6,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+var testInit = Init{Binary: "/plugins/nomad-driver-sshrerun", Config: "/task/private/init.json"}
+
 func TestJobArgv(t *testing.T) {
 	image := Image{Entrypoint: []string{"/entry"}, Cmd: []string{"default", "cmd"}}
 	cases := []struct {
@@ -31,10 +33,8 @@ func TestBuild_SSHBindingAndInit(t *testing.T) {
 		Identity: Identity{AllocID: "a1", TaskName: "build", JobName: "ci", JobID: "ci"},
 		Task:     Task{Image: "img", Command: "/bin/sh", Env: map[string]string{"B": "2", "A": "1"}},
 		Dirs:     Dirs{Alloc: "/data/alloc", Local: "/data/build/local", Secrets: "/data/build/secrets"},
-		SSH: &SSH{
-			HostIP: "10.0.0.5", HostPort: 64535, ContainerPort: 2222,
-			InitBinary: "/opt/nomad/plugins/nomad-driver-sshrerun", InitConfig: "/data/build/private/init.json",
-		},
+		Init:     Init{Binary: "/opt/nomad/plugins/nomad-driver-sshrerun", Config: "/data/build/private/init.json"},
+		SSH:      &SSH{HostIP: "10.0.0.5", HostPort: 64535, ContainerPort: 2222},
 	})
 	require.NoError(t, err)
 
@@ -60,16 +60,18 @@ func TestBuild_SSHBindingAndInit(t *testing.T) {
 	require.Equal(t, "build", req.Config.Labels[LabelTaskName])
 }
 
-func TestBuild_WithoutSSHRunsArgvDirectly(t *testing.T) {
+func TestBuild_WithoutSSHHasNoPorts(t *testing.T) {
 	req, err := Build(Spec{
 		Identity: Identity{AllocID: "a1", TaskName: "build"},
 		Task:     Task{Image: "img"},
 		Image:    Image{Entrypoint: []string{"/entry"}, Cmd: []string{"run"}},
+		Init:     testInit,
 	})
 	require.NoError(t, err)
-	require.Equal(t, []string{"/entry"}, []string(req.Config.Entrypoint))
-	require.Equal(t, []string{"run"}, []string(req.Config.Cmd))
+	require.Equal(t, []string{InitBinaryPath, InitSubcommand, "-config", InitConfigPath}, []string(req.Config.Entrypoint))
+	require.Empty(t, req.Config.Cmd)
 	require.Empty(t, req.HostConfig.PortBindings)
+	require.Empty(t, req.Config.ExposedPorts)
 }
 
 func TestBuild_Errors(t *testing.T) {
@@ -78,10 +80,11 @@ func TestBuild_Errors(t *testing.T) {
 		spec    Spec
 		errText string
 	}{
-		{"no argv", Spec{Task: Task{Image: "img"}}, `image "img" sets no ENTRYPOINT or CMD`},
-		{"reserved label", Spec{Task: Task{Image: "img", Command: "x", Labels: map[string]string{LabelAllocID: "x"}}}, "which the driver reserves"},
-		{"bad host port", Spec{Task: Task{Image: "img", Command: "x"}, SSH: &SSH{HostPort: 0, ContainerPort: 2222, InitBinary: "b", InitConfig: "c"}}, "ssh host port 0 is out of range"},
-		{"bad container port", Spec{Task: Task{Image: "img", Command: "x"}, SSH: &SSH{HostPort: 64535, ContainerPort: 70000, InitBinary: "b", InitConfig: "c"}}, "ssh container port 70000 is out of range"},
+		{"no argv", Spec{Task: Task{Image: "img"}, Init: testInit}, `image "img" sets no ENTRYPOINT or CMD`},
+		{"no init", Spec{Task: Task{Image: "img", Command: "x"}}, "the init binary and config paths must be set"},
+		{"reserved label", Spec{Task: Task{Image: "img", Command: "x", Labels: map[string]string{LabelAllocID: "x"}}, Init: testInit}, "which the driver reserves"},
+		{"bad host port", Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit, SSH: &SSH{HostPort: 0, ContainerPort: 2222}}, "ssh host port 0 is out of range"},
+		{"bad container port", Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit, SSH: &SSH{HostPort: 64535, ContainerPort: 70000}}, "ssh container port 70000 is out of range"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,4 +98,27 @@ func TestBuild_Errors(t *testing.T) {
 func TestName_ReplacesInvalidCharacters(t *testing.T) {
 	require.Equal(t, "web_server-a1", Name(Identity{TaskName: "web server", AllocID: "a1"}))
 	require.Equal(t, "x_task-a1", Name(Identity{TaskName: "_task", AllocID: "a1"}))
+}
+
+func TestBuild_Resources(t *testing.T) {
+	const mib = 1024 * 1024
+	cases := []struct {
+		name                          string
+		resources                     Resources
+		memory, reservation, cpuShare int64
+	}{
+		{"memory only", Resources{CPUShares: 500, MemoryMB: 256}, 256 * mib, 0, 500},
+		{"memory and memory_max", Resources{CPUShares: 100, MemoryMB: 128, MemoryMaxMB: 512}, 512 * mib, 128 * mib, 100},
+		{"nothing set", Resources{}, 0, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit, Resources: tc.resources})
+			require.NoError(t, err)
+			require.Equal(t, tc.memory, req.HostConfig.Memory)
+			require.Equal(t, tc.reservation, req.HostConfig.MemoryReservation)
+			require.Equal(t, tc.cpuShare, req.HostConfig.CPUShares)
+			require.Equal(t, tc.memory, req.HostConfig.MemorySwap)
+		})
+	}
 }

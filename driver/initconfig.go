@@ -1,0 +1,167 @@
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/advertise"
+	spec "github.com/sshrerun/nomad-driver-sshrerun/driver/container"
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
+)
+
+// initLogLevel is the level of the init's own log lines.
+// TODO: report SSH logins as task events, since info lines are not logged.
+const initLogLevel = "warn"
+
+// prepareInit writes the init's config file and fills containerSpec.Init,
+// and containerSpec.SSH for a task with an ssh block. It returns what the
+// ready event reports, or nil without an ssh block.
+func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, settings *settings, resolver *advertise.Resolver) (*SSHState, error) {
+	if d.initBinary == "" {
+		return nil, fmt.Errorf("the plugin could not find its own executable, which containers run as their init; check the agent log at start")
+	}
+
+	initConfig := sshserver.Config{
+		Command:    spec.JobArgv(containerSpec.Task, containerSpec.Image),
+		WorkingDir: containerSpec.Image.WorkingDir,
+		HoldOpen:   holdOpenPaths(cfg),
+		// the init's log lines go to the container's stderr, which is the
+		// job's stderr in Nomad, so only its warnings and errors are kept
+		LogLevel: initLogLevel,
+	}
+
+	var sshState *SSHState
+	if taskConfig.SSH != nil {
+		var err error
+		sshState, err = prepareSSH(ctx, cfg, taskConfig, containerSpec, &initConfig, settings, resolver)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// the config holds the host key, so it lives under the task's private
+	// directory, which is never mounted whole into the container
+	containerUser := cfg.User
+	if containerUser == "" {
+		containerUser = containerSpec.Image.User
+	}
+	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun", "init.json")
+	if err := writeInitConfig(configPath, &initConfig, containerUser); err != nil {
+		return nil, err
+	}
+	containerSpec.Init = spec.Init{Binary: d.initBinary, Config: configPath}
+	return sshState, nil
+}
+
+// holdOpenPaths returns the container paths of the task's log fifos, which
+// sit in the shared alloc directory that is mounted at /alloc. The init
+// holds them open so that Nomad's log collector keeps reading while the
+// plugin restarts.
+func holdOpenPaths(cfg *drivers.TaskConfig) []string {
+	if cfg.AllocDir == "" {
+		return nil
+	}
+	shared := cfg.TaskDir().SharedAllocDir
+	var paths []string
+	for _, fifo := range []string{cfg.StdoutPath, cfg.StderrPath} {
+		rel, err := filepath.Rel(shared, fifo)
+		if fifo == "" || err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		paths = append(paths, filepath.Join(spec.AllocMountPath, rel))
+	}
+	return paths
+}
+
+// prepareSSH resolves the advertised address, generates the host key, and
+// fills the SSH part of initConfig and containerSpec.SSH.
+func prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, initConfig *sshserver.Config, settings *settings, resolver *advertise.Resolver) (*SSHState, error) {
+	port, err := sshPort(cfg, taskConfig.SSH.Port)
+	if err != nil {
+		return nil, err
+	}
+
+	addr, err := resolver.Current(ctx, settings.refreshInterval)
+	if err != nil {
+		return nil, fmt.Errorf("no address to advertise for SSH: %w", err)
+	}
+
+	hostKey, err := newHostKey()
+	if err != nil {
+		return nil, err
+	}
+
+	ctrPort := containerPort(port)
+	initConfig.ListenAddress = ":" + strconv.Itoa(ctrPort)
+	initConfig.User = taskConfig.SSH.User
+	initConfig.AuthorizedKeys = taskConfig.SSH.AuthorizedKeys
+	initConfig.HostKey = hostKey.PEM
+
+	containerSpec.SSH = &spec.SSH{HostIP: port.HostIP, HostPort: port.Value, ContainerPort: ctrPort}
+	return &SSHState{
+		Host:               addr.Address.String(),
+		Port:               port.Value,
+		User:               taskConfig.SSH.User,
+		AdvertiseSource:    string(addr.Source),
+		HostKey:            hostKey.PEM,
+		HostKeyFingerprint: hostKey.Fingerprint,
+	}, nil
+}
+
+// writeInitConfig writes the init's config, which holds the host key, as a
+// file that only the container's user can read. The directory is the
+// driver's own, mode 0700, because Nomad leaves the task's private
+// directory world-readable.
+func writeInitConfig(path string, cfg *sshserver.Config, containerUser string) error {
+	uid, gid, err := numericUser(containerUser)
+	if err != nil {
+		return err
+	}
+
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("failed to encode the SSH server config: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("failed to create the directory for the SSH server config: %w", err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("failed to write the SSH server config %s: %w", path, err)
+	}
+	if uid != 0 || gid != 0 {
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fmt.Errorf("failed to hand the SSH server config %s to the container user %q: %w", path, containerUser, err)
+		}
+	}
+	return nil
+}
+
+// numericUser returns the uid and gid of a container user given as "",
+// "root", "uid" or "uid:gid". The init runs as that user and must read its
+// config, so a user known only by name inside the image is an error.
+// TODO: run the init as root and switch to a named user inside the
+// container, where its /etc/passwd can resolve the name.
+func numericUser(user string) (int, int, error) {
+	if user == "" || user == "root" {
+		return 0, 0, nil
+	}
+	name, group, _ := strings.Cut(user, ":")
+	uid, err := strconv.Atoi(name)
+	if err != nil || uid < 0 {
+		return 0, 0, fmt.Errorf("the container user %q is not numeric, and the SSH server runs as that user; set the task's user to a numeric UID such as \"1000\" or \"1000:1000\"", user)
+	}
+	gid := uid
+	if group != "" {
+		if gid, err = strconv.Atoi(group); err != nil || gid < 0 {
+			return 0, 0, fmt.Errorf("the container user %q has a non-numeric group; set the task's user to a numeric UID and GID such as \"1000:1000\"", user)
+		}
+	}
+	return uid, gid, nil
+}

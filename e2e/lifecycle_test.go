@@ -1,0 +1,264 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sshrerun/nomad-driver-sshrerun/e2e/harness"
+)
+
+// lifecycleJob runs a job script that prints to both streams, traps
+// SIGUSR1, prints "said N" each time /tmp/say appears, and exits with
+// code 3 once /tmp/finish appears.
+const lifecycleJob = `
+variable "authorized_key" {
+  type = string
+}
+
+job %q {
+  datacenters = ["*"]
+  type        = "batch"
+
+  group "g" {
+    network {
+      port "ssh" {}
+    }
+
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+
+    task "work" {
+      driver = "sshrerun"
+
+      config {
+        image   = "nomad-driver-sshrerun/busybox:local"
+        command = "/bin/sh"
+        args = ["-c", <<EOT
+trap 'echo got-usr1 > /tmp/usr1' USR1
+echo out-1
+echo err-1 >&2
+n=0
+while [ ! -e /tmp/finish ]; do
+  if [ -e /tmp/say ]; then n=$((n+1)); echo said $n; rm /tmp/say; fi
+  sleep 0.1
+done
+exit 3
+EOT
+        ]
+
+        ssh {
+          port            = "ssh"
+          authorized_keys = [var.authorized_key]
+        }
+      }
+
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+`
+
+// task is one running lifecycle job.
+type task struct {
+	jobID       string
+	allocID     string
+	port        int
+	containerID string
+}
+
+func (e *env) runLifecycleJob(t *testing.T, jobID string) *task {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	_, err := e.agent.RunJobHCL(fmt.Sprintf(lifecycleJob, jobID), fmt.Sprintf("authorized_key = %q\n", e.key.AuthorizedKey))
+	require.NoError(t, err)
+	allocID, event, err := e.agent.WaitForReady(ctx, jobID, "work")
+	if allocID != "" {
+		t.Cleanup(func() {
+			cleanupCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = harness.RemoveContainers(cleanupCtx, e.docker, allocID)
+		})
+	}
+	require.NoError(t, err)
+
+	port, err := strconv.Atoi(event.Details["ssh_port"])
+	require.NoError(t, err)
+	ids, err := harness.Containers(ctx, e.docker, allocID)
+	require.NoError(t, err)
+	require.Len(t, ids, 1)
+	return &task{jobID: jobID, allocID: allocID, port: port, containerID: ids[0]}
+}
+
+// ssh runs command in the task's container over OpenSSH.
+func (e *env) ssh(t *testing.T, tk *task, command string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := harness.SSHCommand(ctx, e.key, "root", "127.0.0.1", tk.port, command).CombinedOutput()
+	require.NoError(t, err, "ssh %q: %s", command, out)
+	return string(out)
+}
+
+// nomad runs the Nomad CLI against the agent.
+func (e *env) nomad(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, harness.NomadBinary(), args...)
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR=http://"+e.agent.Address)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// pollNomad runs the CLI until check accepts its output.
+func (e *env) pollNomad(t *testing.T, check func(string) bool, args ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var out string
+	for time.Now().Before(deadline) {
+		var err error
+		out, err = e.nomad(args...)
+		if err == nil && check(out) {
+			return out
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("nomad %s never matched; last output:\n%s", strings.Join(args, " "), out)
+	return ""
+}
+
+func TestLifecycle_LogsStatsSignalExec(t *testing.T) {
+	e := newEnv(t, "")
+	tk := e.runLifecycleJob(t, "lifecycle")
+
+	// logs: each stream in its own file
+	stdout := e.pollNomad(t, func(s string) bool { return strings.Contains(s, "out-1") }, "alloc", "logs", tk.allocID, "work")
+	require.NotContains(t, stdout, "err-1")
+	stderr := e.pollNomad(t, func(s string) bool { return strings.Contains(s, "err-1") }, "alloc", "logs", "-stderr", tk.allocID, "work")
+	require.NotContains(t, stderr, "out-1")
+
+	// stats: the engine's memory use of a running task
+	memory := regexp.MustCompile(`(\d+(\.\d+)?) (KiB|MiB)/64 MiB`)
+	e.pollNomad(t, func(s string) bool {
+		m := memory.FindStringSubmatch(s)
+		return m != nil && m[1] != "0"
+	}, "alloc", "status", "-stats", tk.allocID)
+
+	// signals reach the job's process
+	out, err := e.nomad("alloc", "signal", "-s", "SIGUSR1", tk.allocID, "work")
+	require.NoError(t, err, out)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(e.ssh(t, tk, "cat /tmp/usr1 2>/dev/null || true"), "got-usr1") {
+		require.True(t, time.Now().Before(deadline), "SIGUSR1 never reached the job")
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// an interactive exec, with a terminal that script(1) provides
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nomadExec := fmt.Sprintf("%s alloc exec -t -task work %s /bin/sh -c 'tty; echo exec-ok'", harness.NomadBinary(), tk.allocID)
+	cmd := exec.CommandContext(ctx, "script", "-qec", nomadExec, "/dev/null")
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR=http://"+e.agent.Address)
+	execOut, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", execOut)
+	require.Contains(t, string(execOut), "/dev/pts/")
+	require.Contains(t, string(execOut), "exec-ok")
+
+	// the job's exit code
+	e.ssh(t, tk, "touch /tmp/finish")
+	state, err := e.agent.WaitForTaskState(ctx, tk.allocID, "work", "dead")
+	require.NoError(t, err)
+	require.True(t, state.Failed)
+	require.Equal(t, 3, terminatedExitCode(state.Events))
+}
+
+func TestLifecycle_AgentKilledAndRestarted(t *testing.T) {
+	e := newEnv(t, "")
+	first := e.runLifecycleJob(t, "first")
+	second := e.runLifecycleJob(t, "second")
+	e.ssh(t, second, "touch /tmp/say")
+	e.pollNomad(t, func(s string) bool { return strings.Contains(s, "said 1") }, "alloc", "logs", second.allocID, "work")
+
+	// kill the agent; the first job exits while it is down
+	e.agent.Kill()
+	e.ssh(t, first, "touch /tmp/finish")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitForContainerExit(t, ctx, e, first.containerID)
+
+	restarted, err := e.agent.Restart(ctx)
+	require.NoError(t, err)
+	e.agent = restarted
+
+	// the exited task is reported with its real exit code
+	state, err := e.agent.WaitForTaskState(ctx, first.allocID, "work", "dead")
+	require.NoError(t, err)
+	require.Equal(t, 3, terminatedExitCode(state.Events))
+
+	// the running task kept its container and port, and SSH logs in
+	ids, err := harness.Containers(ctx, e.docker, second.allocID)
+	require.NoError(t, err)
+	require.Equal(t, []string{second.containerID}, ids)
+	_, event, err := e.agent.WaitForReady(ctx, second.jobID, "work")
+	require.NoError(t, err)
+	require.Equal(t, strconv.Itoa(second.port), event.Details["ssh_port"])
+	require.Contains(t, e.ssh(t, second, "echo still-here"), "still-here")
+
+	// logs go on, and no line repeats
+	e.ssh(t, second, "touch /tmp/say")
+	logs := e.pollNomad(t, func(s string) bool { return strings.Contains(s, "said 2") }, "alloc", "logs", second.allocID, "work")
+	require.Equal(t, 1, strings.Count(logs, "out-1"), logs)
+	require.Equal(t, 1, strings.Count(logs, "said 1"), logs)
+	require.Equal(t, 1, strings.Count(logs, "said 2"), logs)
+
+	// stopping the jobs removes both containers
+	require.NoError(t, e.agent.StopJob(first.jobID))
+	require.NoError(t, e.agent.StopJob(second.jobID))
+	require.NoError(t, harness.WaitForNoContainers(ctx, e.docker, first.allocID))
+	require.NoError(t, harness.WaitForNoContainers(ctx, e.docker, second.allocID))
+}
+
+func waitForContainerExit(t *testing.T, ctx context.Context, e *env, containerID string) {
+	t.Helper()
+	for {
+		info, err := e.docker.ContainerInspect(ctx, containerID)
+		require.NoError(t, err)
+		if !info.State.Running {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("container %s did not exit", containerID)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// terminatedExitCode returns the exit code of the task's Terminated event,
+// or -1 when it has none.
+func terminatedExitCode(events []*api.TaskEvent) int {
+	for _, event := range events {
+		if event.Type == api.TaskTerminated {
+			return event.ExitCode
+		}
+	}
+	return -1
+}
