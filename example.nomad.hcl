@@ -17,7 +17,7 @@ variable "authorized_key" {
 variable "image" {
   type        = string
   default     = "nomad-driver-sshrerun/busybox:local"
-  description = "A job image present on the client; the driver does not pull images yet."
+  description = "The job image. The default is the test image that `make images` builds."
 }
 
 job "ci-build" {

@@ -20,6 +20,10 @@ const (
 	// DefaultDockerEndpoint is where the Docker engine listens on Linux.
 	DefaultDockerEndpoint = "unix:///var/run/docker.sock"
 
+	// DefaultPullActivityTimeout is how long a pull may go without progress
+	// before it is cancelled.
+	DefaultPullActivityTimeout = 2 * time.Minute
+
 	// DefaultRefreshInterval is how often the fingerprint resolves the
 	// advertised address again.
 	DefaultRefreshInterval = 30 * time.Second
@@ -47,6 +51,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"docker_endpoint": hclspec.NewDefault(
 		hclspec.NewAttr("docker_endpoint", "string", false),
 		hclspec.NewLiteral(`"`+DefaultDockerEndpoint+`"`),
+	),
+	"pull_activity_timeout": hclspec.NewDefault(
+		hclspec.NewAttr("pull_activity_timeout", "string", false),
+		hclspec.NewLiteral(`"2m"`),
 	),
 	"advertise": hclspec.NewBlock("advertise", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"override_file": hclspec.NewDefault(
@@ -77,6 +85,12 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"entrypoint": hclspec.NewAttr("entrypoint", "list(string)", false),
 	"env":        hclspec.NewAttr("env", "list(map(string))", false),
 	"labels":     hclspec.NewAttr("labels", "list(map(string))", false),
+	"force_pull": hclspec.NewAttr("force_pull", "bool", false),
+	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"username":       hclspec.NewAttr("username", "string", true),
+		"password":       hclspec.NewAttr("password", "string", true),
+		"server_address": hclspec.NewAttr("server_address", "string", false),
+	})),
 	"ssh": hclspec.NewBlock("ssh", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"port":            hclspec.NewAttr("port", "string", true),
 		"authorized_keys": hclspec.NewAttr("authorized_keys", "list(string)", true),
@@ -96,8 +110,9 @@ var capabilities = &drivers.Capabilities{
 
 // PluginConfig is the decoded plugin block of the Nomad client config.
 type PluginConfig struct {
-	DockerEndpoint string          `codec:"docker_endpoint"`
-	Advertise      AdvertiseConfig `codec:"advertise"`
+	DockerEndpoint      string          `codec:"docker_endpoint"`
+	PullActivityTimeout string          `codec:"pull_activity_timeout"`
+	Advertise           AdvertiseConfig `codec:"advertise"`
 }
 
 // AdvertiseConfig is the advertise block inside the plugin block: where the
@@ -118,7 +133,17 @@ type TaskConfig struct {
 	Entrypoint []string           `codec:"entrypoint"`
 	Env        hclutils.MapStrStr `codec:"env"`
 	Labels     hclutils.MapStrStr `codec:"labels"`
+	ForcePull  bool               `codec:"force_pull"`
+	Auth       *AuthConfig        `codec:"auth"`
 	SSH        *SSHConfig         `codec:"ssh"`
+}
+
+// AuthConfig is the auth block of a task's config: the registry
+// credentials for pulling the image.
+type AuthConfig struct {
+	Username      string `codec:"username"`
+	Password      string `codec:"password"`
+	ServerAddress string `codec:"server_address"`
 }
 
 // SSHConfig is the ssh block of a task's config.

@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -248,11 +250,6 @@ func TestDriver_StartTaskErrors(t *testing.T) {
 		errText string
 	}{
 		{
-			name:    "image not present",
-			config:  TaskConfig{Image: "nomad-driver-sshrerun/absent:local", SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}}},
-			errText: `image "nomad-driver-sshrerun/absent:local" is not present on this client`,
-		},
-		{
 			name:    "unknown port label",
 			config:  TaskConfig{Image: testImage, SSH: &SSHConfig{Port: "debug", AuthorizedKeys: []string{key.authorizedKey}}},
 			errText: `ssh.port = "debug" is not a port label of this task (labels: [ssh]); declare it in the group's network block`,
@@ -341,4 +338,55 @@ func TestDriver_MemoryMaxIsTheLimit(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(128*1024*1024), info.HostConfig.Memory)
 	require.Equal(t, int64(64*1024*1024), info.HostConfig.MemoryReservation)
+}
+
+func TestDriver_SignalTaskReachesJob(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "trap 'echo got > /tmp/usr1' USR1; while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	d.startTask(t, task)
+	c := dialSSH(t, port, "root", key)
+	defer c.Close()
+
+	require.NoError(t, d.SignalTask(task.ID, "SIGUSR1"))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := runSSH(t, c, "cat /tmp/usr1 2>/dev/null")
+		if out == "got\n" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "SIGUSR1 never reached the job")
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestDriver_TaskDirectoriesMounted(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	d.startTask(t, task)
+
+	// files that Nomad writes into the task's directories on the host
+	taskDir := task.TaskDir()
+	require.NoError(t, os.WriteFile(filepath.Join(taskDir.SharedAllocDir, "data", "shared.txt"), []byte("alloc\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(taskDir.LocalDir, "local.txt"), []byte("local\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(taskDir.SecretsDir, "token"), []byte("secret\n"), 0o600))
+
+	c := dialSSH(t, port, "root", key)
+	defer c.Close()
+	out, status := runSSH(t, c, "cat /alloc/data/shared.txt /local/local.txt /secrets/token; echo $NOMAD_TASK_DIR $NOMAD_SECRETS_DIR")
+	require.Equal(t, 0, status)
+	require.Equal(t, "alloc\nlocal\nsecret\n/local /secrets\n", out)
 }

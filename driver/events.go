@@ -23,24 +23,34 @@ func SSHCommand(state *SSHState) string {
 	return fmt.Sprintf("ssh -p %d %s@%s", state.Port, state.User, state.Host)
 }
 
-// emitReady sends the driver event whose message is the ssh command.
-func (d *Driver) emitReady(cfg *drivers.TaskConfig, state *SSHState) {
+// emitEvent sends a driver event for the task and reports whether it was
+// sent.
+func (d *Driver) emitEvent(cfg *drivers.TaskConfig, message string, details map[string]string) bool {
 	event := &drivers.TaskEvent{
-		TaskID:    cfg.ID,
-		TaskName:  cfg.Name,
-		AllocID:   cfg.AllocID,
-		Timestamp: time.Now(),
-		Message:   SSHCommand(state),
-		Annotations: map[string]string{
-			DetailSSHHost:            state.Host,
-			DetailSSHPort:            strconv.Itoa(state.Port),
-			DetailSSHUser:            state.User,
-			DetailAdvertiseSource:    state.AdvertiseSource,
-			DetailHostKeyFingerprint: state.HostKeyFingerprint,
-		},
+		TaskID:      cfg.ID,
+		TaskName:    cfg.Name,
+		AllocID:     cfg.AllocID,
+		Timestamp:   time.Now(),
+		Message:     message,
+		Annotations: details,
 	}
 	if err := d.eventer.EmitEvent(event); err != nil {
-		d.logger.Warn("failed to emit the ssh command event", "alloc_id", cfg.AllocID, "task_name", cfg.Name, "error", err)
+		d.logger.Warn("failed to emit a task event", "alloc_id", cfg.AllocID, "task_name", cfg.Name, "message", message, "error", err)
+		return false
+	}
+	return true
+}
+
+// emitReady sends the driver event whose message is the ssh command.
+func (d *Driver) emitReady(cfg *drivers.TaskConfig, state *SSHState) {
+	details := map[string]string{
+		DetailSSHHost:            state.Host,
+		DetailSSHPort:            strconv.Itoa(state.Port),
+		DetailSSHUser:            state.User,
+		DetailAdvertiseSource:    state.AdvertiseSource,
+		DetailHostKeyFingerprint: state.HostKeyFingerprint,
+	}
+	if !d.emitEvent(cfg, SSHCommand(state), details) {
 		return
 	}
 	d.logger.Info("task reachable over SSH", "alloc_id", cfg.AllocID, "task_name", cfg.Name,

@@ -41,14 +41,12 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	ctx, cancel := context.WithTimeout(d.ctx, dockerCallTimeout)
 	defer cancel()
 
-	// the image must be present: pulls are not supported yet
-	// TODO: pull missing images, with force_pull and registry auth.
-	img, err := docker.ImageInspect(ctx, taskConfig.Image)
+	// the image: present, or pulled; a pull is bounded by its progress, not
+	// by the timeout of the other calls
+	report := func(message string) { d.emitEvent(cfg, message, nil) }
+	img, err := d.ensureImage(d.ctx, docker, &taskConfig, settings.pullActivityTimeout, report, logger)
 	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return nil, nil, fmt.Errorf("image %q is not present on this client; build or load it with the Docker engine first (this driver does not pull images yet)", taskConfig.Image)
-		}
-		return nil, nil, fmt.Errorf("failed to inspect image %q: %w", taskConfig.Image, err)
+		return nil, nil, err
 	}
 
 	containerSpec := spec.Spec{

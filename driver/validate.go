@@ -17,9 +17,10 @@ import (
 // settings is the plugin config after validation, in the types the driver
 // works with.
 type settings struct {
-	dockerEndpoint  string
-	advertise       advertise.Config
-	refreshInterval time.Duration
+	dockerEndpoint      string
+	pullActivityTimeout time.Duration
+	advertise           advertise.Config
+	refreshInterval     time.Duration
 }
 
 // validatePluginConfig checks every option of the plugin block and returns
@@ -30,6 +31,11 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		endpoint = DefaultDockerEndpoint
 	}
 	if err := validateDockerEndpoint(endpoint); err != nil {
+		return nil, err
+	}
+
+	pullTimeout, err := parsePositiveDuration("pull_activity_timeout", cfg.PullActivityTimeout, DefaultPullActivityTimeout)
+	if err != nil {
 		return nil, err
 	}
 
@@ -55,7 +61,8 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 	}
 
 	return &settings{
-		dockerEndpoint: endpoint,
+		dockerEndpoint:      endpoint,
+		pullActivityTimeout: pullTimeout,
 		advertise: advertise.Config{
 			OverrideFile:      overrideFile,
 			IMDSEndpoint:      adv.IMDSEndpoint,
@@ -121,6 +128,10 @@ func validateTaskConfig(cfg *TaskConfig) error {
 			return fmt.Errorf("task config env has the invalid name %q; names must be non-empty and contain no \"=\"", key)
 		}
 	}
+	if cfg.Auth != nil && (cfg.Auth.Username == "" || cfg.Auth.Password == "") {
+		return fmt.Errorf("task config auth needs both username and password; set them, or remove the auth block for a registry without authentication")
+	}
+
 	for key := range cfg.Labels {
 		if key == "" {
 			return fmt.Errorf("task config labels has an empty label name; remove it or give it a name")

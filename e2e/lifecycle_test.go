@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -261,4 +262,45 @@ func terminatedExitCode(events []*api.TaskEvent) int {
 		}
 	}
 	return -1
+}
+
+func TestLifecycle_PluginKilled(t *testing.T) {
+	e := newEnv(t, "")
+	tk := e.runLifecycleJob(t, "lifecycle")
+	e.pollNomad(t, func(s string) bool { return strings.Contains(s, "out-1") }, "alloc", "logs", tk.allocID, "work")
+
+	// kill the plugin process alone; Nomad starts it again
+	pids, err := e.agent.PluginPIDs()
+	require.NoError(t, err)
+	require.Len(t, pids, 1)
+	require.NoError(t, syscall.Kill(pids[0], syscall.SIGKILL))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		now, err := e.agent.PluginPIDs()
+		require.NoError(t, err)
+		if len(now) == 1 && now[0] != pids[0] {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "Nomad did not start the plugin again")
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	// the task keeps its container, SSH, logs and signals
+	ids, err := harness.Containers(ctx, e.docker, tk.allocID)
+	require.NoError(t, err)
+	require.Equal(t, []string{tk.containerID}, ids)
+	require.Contains(t, e.ssh(t, tk, "echo still-here"), "still-here")
+
+	e.ssh(t, tk, "touch /tmp/say")
+	logs := e.pollNomad(t, func(s string) bool { return strings.Contains(s, "said 1") }, "alloc", "logs", tk.allocID, "work")
+	require.Equal(t, 1, strings.Count(logs, "out-1"), logs)
+
+	// the exit after the restart is reported
+	e.ssh(t, tk, "touch /tmp/finish")
+	state, err := e.agent.WaitForTaskState(ctx, tk.allocID, "work", "dead")
+	require.NoError(t, err)
+	require.Equal(t, 3, terminatedExitCode(state.Events))
 }

@@ -271,3 +271,39 @@ func logTail(path string, lines int) string {
 	}
 	return strings.Join(all, "\n")
 }
+
+// PluginPIDs returns the PIDs of the agent's child processes that run the
+// plugin binary.
+func (a *Agent) PluginPIDs() ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	plugin, err := filepath.EvalSymlinks(PluginBinary())
+	if err != nil {
+		return nil, err
+	}
+
+	var pids []int
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// the fields after the command name, which is in parentheses:
+		// state, then the parent PID
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(a.PID()) {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", entry.Name(), "exe"))
+		if err == nil && exe == plugin {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
