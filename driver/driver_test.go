@@ -390,3 +390,45 @@ func TestDriver_TaskDirectoriesMounted(t *testing.T) {
 	require.Equal(t, 0, status)
 	require.Equal(t, "alloc\nlocal\nsecret\n/local /secrets\n", out)
 }
+
+func TestDriver_RecoverTaskExitedWhileDown(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", waitJobScript},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	handle, _ := d.startTask(t, task)
+	containerID := taskState(t, handle).ContainerID
+
+	// the plugin stops, and the job exits before a new plugin starts
+	d.impl.Shutdown()
+	c := dialSSH(t, port, "root", key)
+	_, status := runSSH(t, c, "touch /tmp/done")
+	c.Close()
+	require.Equal(t, 0, status)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := d.docker.ContainerInspect(context.Background(), containerID)
+		require.NoError(t, err)
+		if !info.State.Running {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the container did not exit")
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	recovered := newTestDriver(t, nil)
+	require.NoError(t, recovered.RecoverTask(handle))
+	result := recovered.waitExit(t, task.ID, 30*time.Second)
+	require.Equal(t, 7, result.ExitCode)
+
+	// recovery reports the exit and never starts the container again
+	info, err := d.docker.ContainerInspect(context.Background(), containerID)
+	require.NoError(t, err)
+	require.False(t, info.State.Running)
+	require.NoError(t, recovered.DestroyTask(task.ID, false))
+}

@@ -22,6 +22,10 @@ type taskHandle struct {
 	docker      *client.Client
 	logger      hclog.Logger
 
+	// fifos are the log fifos that StartTask opened; nil for a recovered
+	// task, whose streamer opens them.
+	fifos *logFifos
+
 	// logs copies the container's output into Nomad's log fifos; nil when
 	// the task has no fifos.
 	logs *logStreamer
@@ -55,7 +59,7 @@ const logDrainTimeout = 30 * time.Second
 // exit. ctx is the plugin's context: when the plugin shuts down, run
 // returns without a result, and the next plugin process recovers the task.
 func (h *taskHandle) run(ctx context.Context) {
-	h.logs = startLogStreamer(ctx, h.docker, h.containerID, h.taskConfig.StdoutPath, h.taskConfig.StderrPath,
+	h.logs = startLogStreamer(ctx, h.docker, h.containerID, h.fifos, h.taskConfig.StdoutPath, h.taskConfig.StderrPath,
 		logPositionPath(h.taskConfig.TaskDir().Dir), h.logger)
 
 	result := h.wait(ctx)

@@ -20,6 +20,33 @@ import (
 	"github.com/hashicorp/nomad/client/lib/fifo"
 )
 
+// logFifos are a task's open log fifos.
+type logFifos struct {
+	stdout io.WriteCloser
+	stderr io.WriteCloser
+}
+
+// openLogFifos opens the task's log fifos for writing, or returns nil when
+// Nomad gave the task none. StartTask opens them before it starts the
+// container: the init holds them open too, and if it exited before the
+// plugin's writer opened, Nomad's log collector would see the last writer
+// go and stop reading.
+func openLogFifos(ctx context.Context, stdoutPath, stderrPath string) (*logFifos, error) {
+	if stdoutPath == "" || stderrPath == "" {
+		return nil, nil
+	}
+	stdout, stderr, err := openFifos(ctx, stdoutPath, stderrPath)
+	if err != nil {
+		return nil, err
+	}
+	return &logFifos{stdout: stdout, stderr: stderr}, nil
+}
+
+func (f *logFifos) Close() {
+	f.stdout.Close()
+	f.stderr.Close()
+}
+
 // logStreamer copies a container's stdout and stderr, kept apart, into the
 // fifos that Nomad's log collector reads. It runs inside the plugin
 // process, one goroutine per task.
@@ -37,6 +64,9 @@ type logStreamer struct {
 	positionPath string
 	logger       hclog.Logger
 
+	// fifos are the open fifos, or nil until run opens them.
+	fifos *logFifos
+
 	// cursor is the time of the last delivered line.
 	cursor time.Time
 
@@ -50,9 +80,11 @@ func logPositionPath(taskDir string) string {
 }
 
 // startLogStreamer starts copying logs until the container stops or ctx
-// ends. It returns nil when Nomad gave the task no log fifos.
-func startLogStreamer(ctx context.Context, docker *client.Client, containerID, stdoutPath, stderrPath, positionPath string, logger hclog.Logger) *logStreamer {
-	if stdoutPath == "" || stderrPath == "" {
+// ends. It writes to fifos when they are open already, or opens the fifos
+// at stdoutPath and stderrPath. It returns nil when Nomad gave the task no
+// log fifos.
+func startLogStreamer(ctx context.Context, docker *client.Client, containerID string, fifos *logFifos, stdoutPath, stderrPath, positionPath string, logger hclog.Logger) *logStreamer {
+	if fifos == nil && (stdoutPath == "" || stderrPath == "") {
 		return nil
 	}
 	s := &logStreamer{
@@ -62,6 +94,7 @@ func startLogStreamer(ctx context.Context, docker *client.Client, containerID, s
 		stderrPath:   stderrPath,
 		positionPath: positionPath,
 		logger:       logger,
+		fifos:        fifos,
 		cursor:       readLogPosition(positionPath, logger),
 		done:         make(chan struct{}),
 	}
@@ -72,13 +105,16 @@ func startLogStreamer(ctx context.Context, docker *client.Client, containerID, s
 func (s *logStreamer) run(ctx context.Context) {
 	defer close(s.done)
 
-	stdout, stderr, err := openFifos(ctx, s.stdoutPath, s.stderrPath)
-	if err != nil {
-		s.logger.Error("failed to open the task's log fifos; the task's logs are lost", "error", err)
-		return
+	if s.fifos == nil {
+		fifos, err := openLogFifos(ctx, s.stdoutPath, s.stderrPath)
+		if err != nil {
+			s.logger.Error("failed to open the task's log fifos; the task's logs are lost", "error", err)
+			return
+		}
+		s.fifos = fifos
 	}
-	defer stdout.Close()
-	defer stderr.Close()
+	defer s.fifos.Close()
+	stdout, stderr := s.fifos.stdout, s.fifos.stderr
 
 	for {
 		err := s.stream(ctx, stdout, stderr)

@@ -87,17 +87,21 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, err
 	}
 
-	// create and start the container
+	// create and start the container, with the log fifos open first
 	containerID, err := createContainer(ctx, docker, request, cfg.AllocID, cfg.Name, logger)
 	if err != nil {
 		return nil, nil, err
 	}
+	fifos, err := openLogFifos(ctx, cfg.StdoutPath, cfg.StderrPath)
+	if err != nil {
+		removeContainer(docker, containerID, logger)
+		return nil, nil, err
+	}
 	if err := docker.ContainerStart(ctx, containerID, container.StartOptions{}); err != nil {
-		removeCtx, removeCancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer removeCancel()
-		if rmErr := docker.ContainerRemove(removeCtx, containerID, container.RemoveOptions{Force: true}); rmErr != nil {
-			logger.Warn("failed to remove the container that did not start", "container_id", containerID, "error", rmErr)
+		if fifos != nil {
+			fifos.Close()
 		}
+		removeContainer(docker, containerID, logger)
 		return nil, nil, fmt.Errorf("failed to start container %s: %w", containerID, err)
 	}
 
@@ -110,6 +114,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	}
 
 	h := newTaskHandle(cfg, state, docker, d.logger)
+	h.fifos = fifos
 	d.tasks.Set(cfg.ID, h)
 	go h.run(d.ctx)
 	logger.Info("container started", "container_id", containerID, "image", taskConfig.Image)
@@ -147,6 +152,16 @@ func createContainer(ctx context.Context, docker *client.Client, request *spec.R
 		return "", fmt.Errorf("failed to create container %s: %w", request.Name, err)
 	}
 	return created.ID, nil
+}
+
+// removeContainer removes a container that StartTask created but could not
+// start.
+func removeContainer(docker *client.Client, containerID string, logger hclog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := docker.ContainerRemove(ctx, containerID, container.RemoveOptions{Force: true}); err != nil {
+		logger.Warn("failed to remove the container that did not start", "container_id", containerID, "error", err)
+	}
 }
 
 // taskResources returns the CPU and memory that Nomad allocated to the task.

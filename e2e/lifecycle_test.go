@@ -163,6 +163,10 @@ func TestLifecycle_LogsStatsSignalExec(t *testing.T) {
 		return m != nil && m[1] != "0"
 	}, "alloc", "status", "-stats", tk.allocID)
 
+	// Nomad's task directories and environment, in an SSH session too
+	require.Equal(t, "/alloc /local /secrets "+tk.allocID+"\n",
+		e.ssh(t, tk, "cd /alloc && cd /local && cd /secrets && echo $NOMAD_ALLOC_DIR $NOMAD_TASK_DIR $NOMAD_SECRETS_DIR $NOMAD_ALLOC_ID"))
+
 	// signals reach the job's process
 	out, err := e.nomad("alloc", "signal", "-s", "SIGUSR1", tk.allocID, "work")
 	require.NoError(t, err, out)
@@ -209,10 +213,12 @@ func TestLifecycle_AgentKilledAndRestarted(t *testing.T) {
 	require.NoError(t, err)
 	e.agent = restarted
 
-	// the exited task is reported with its real exit code
+	// the exited task is reported with its real exit code, and its
+	// container is not started again: Nomad removes it
 	state, err := e.agent.WaitForTaskState(ctx, first.allocID, "work", "dead")
 	require.NoError(t, err)
 	require.Equal(t, 3, terminatedExitCode(state.Events))
+	require.NoError(t, harness.WaitForNoContainers(ctx, e.docker, first.allocID))
 
 	// the running task kept its container and port, and SSH logs in
 	ids, err := harness.Containers(ctx, e.docker, second.allocID)
