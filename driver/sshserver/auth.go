@@ -23,11 +23,20 @@ func (s *server) serverConfig(attempts *authAttempts) *ssh.ServerConfig {
 	config := &ssh.ServerConfig{
 		PublicKeyCallback: func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			fingerprint := ssh.FingerprintSHA256(key)
+			if s.hasMaxSessionPassed() {
+				attempts.rejectedKeys = append(attempts.rejectedKeys, fingerprint)
+				return nil, errMaxSessionPassed
+			}
 			if err := s.authorize(conn.User(), key); err != nil {
 				attempts.rejectedKeys = append(attempts.rejectedKeys, fingerprint)
 				return nil, err
 			}
 			return &ssh.Permissions{Extensions: map[string]string{fingerprintExtension: fingerprint}}, nil
+		},
+		// After max_session, the banner shows the client the reason for the
+		// rejected login. Before then it is empty, and none is sent.
+		BannerCallback: func(ssh.ConnMetadata) string {
+			return s.maxSessionBanner()
 		},
 		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
 			attempts.user = conn.User()

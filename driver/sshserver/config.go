@@ -2,7 +2,9 @@
 // It starts the job's command, forwards signals to the job, reaps orphaned
 // processes and exits with the job's exit code. Unless the config disables
 // SSH, it also serves SSH on the container port so that a user can log in
-// to the running job.
+// to the running job, copy files with sftp or scp and forward local ports
+// with ssh -L. With wait_for_connection set, the container stays up for SSH
+// after the job exits.
 package sshserver
 
 import (
@@ -17,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
@@ -53,6 +56,22 @@ type Config struct {
 	// the collector reading until the next plugin process reopens the FIFOs.
 	// A path that cannot be opened or is not a FIFO is logged and skipped.
 	HoldOpen []string `json:"hold_open,omitempty"`
+
+	// WaitForConnection is a Go duration such as "10m". With SSH enabled
+	// and a value above zero, the init stays up after the job exits: until
+	// the last SSH session closes, or for this long for a first session
+	// when none is open. Empty or "0s" ends the init with the job.
+	WaitForConnection string `json:"wait_for_connection,omitempty"`
+
+	// MaxSession is a Go duration such as "2h", counted from the first SSH
+	// login of the container. When it passes, the init closes every SSH
+	// connection, rejects new logins and ends a hold. It applies whenever
+	// SSH is enabled, with or without a hold. Empty or "0s" sets no limit.
+	MaxSession string `json:"max_session,omitempty"`
+
+	// EventsPath is the absolute path of the file where the init appends
+	// one JSON Event per line. Empty writes no events.
+	EventsPath string `json:"events_path,omitempty"`
 }
 
 // maxUserLength matches the 32-character login name limit of useradd on Linux.
@@ -89,6 +108,19 @@ func (c *Config) Validate() error {
 
 	if c.LogLevel != "" && hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		problems = append(problems, fmt.Errorf("log_level %q is invalid; use one of trace, debug, info, warn, error or off", c.LogLevel))
+	}
+
+	for _, field := range []struct{ name, value string }{
+		{"wait_for_connection", c.WaitForConnection},
+		{"max_session", c.MaxSession},
+	} {
+		if _, err := parseDuration(field.name, field.value); err != nil {
+			problems = append(problems, err)
+		}
+	}
+
+	if c.EventsPath != "" && !filepath.IsAbs(c.EventsPath) {
+		problems = append(problems, fmt.Errorf(`events_path %q is not an absolute path; use a path that starts with "/"`, c.EventsPath))
 	}
 
 	for i, path := range c.HoldOpen {
@@ -155,6 +187,36 @@ func (c *Config) validateSSH() []error {
 	}
 
 	return problems
+}
+
+// parseDuration parses the duration field name. An empty value is zero.
+func parseDuration(name, value string) (time.Duration, error) {
+	if value == "" {
+		return 0, nil
+	}
+
+	duration, err := time.ParseDuration(value)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf(`%s %q is not a valid duration; use a Go duration such as "10m" or "1h30m"`, name, value)
+	case duration < 0:
+		return 0, fmt.Errorf(`%s %q is negative; use zero or a positive duration such as "10m"`, name, value)
+	}
+	return duration, nil
+}
+
+// waitForConnection returns WaitForConnection as a duration. It is zero
+// for an invalid value, which Validate rejects.
+func (c *Config) waitForConnection() time.Duration {
+	duration, _ := parseDuration("wait_for_connection", c.WaitForConnection)
+	return duration
+}
+
+// maxSession returns MaxSession as a duration, zero for no limit. It is
+// zero for an invalid value too, which Validate rejects.
+func (c *Config) maxSession() time.Duration {
+	duration, _ := parseDuration("max_session", c.MaxSession)
+	return duration
 }
 
 func validateListenAddress(address string) error {

@@ -223,3 +223,66 @@ func writeConfigFile(t *testing.T, cfg *Config) string {
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 	return path
 }
+
+func TestValidateAcceptsHoldAndEventFields(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	tests := []struct {
+		name, wait, maxSession, eventsPath string
+	}{
+		{"all unset", "", "", ""},
+		{"zero durations", "0s", "0", ""},
+		{"durations and events path", "10m", "2h", "/.sshrerun/events/events.jsonl"},
+		{"compound duration", "1h30m", "90s", ""},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			cfg := newTestConfig(t, signer.PublicKey(), "true")
+			cfg.WaitForConnection, cfg.MaxSession, cfg.EventsPath = test.wait, test.maxSession, test.eventsPath
+
+			assert.NoError(t, cfg.Validate())
+		})
+	}
+}
+
+func TestValidateRejectsBadHoldAndEventFields(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string
+	}{
+		{"wait without unit", func(c *Config) { c.WaitForConnection = "10" }, `wait_for_connection "10" is not a valid duration; use a Go duration such as "10m" or "1h30m"`},
+		{"wait with unknown unit", func(c *Config) { c.WaitForConnection = "10 minutes" }, `wait_for_connection "10 minutes" is not a valid duration`},
+		{"negative wait", func(c *Config) { c.WaitForConnection = "-1m" }, `wait_for_connection "-1m" is negative; use zero or a positive duration such as "10m"`},
+		{"max session not a duration", func(c *Config) { c.MaxSession = "two hours" }, `max_session "two hours" is not a valid duration`},
+		{"negative max session", func(c *Config) { c.MaxSession = "-2h" }, `max_session "-2h" is negative`},
+		{"relative events path", func(c *Config) { c.EventsPath = "events.jsonl" }, `events_path "events.jsonl" is not an absolute path; use a path that starts with "/"`},
+	}
+	for _, test := range tests {
+		t.Run(test.name, func(t *testing.T) {
+			cfg := newConfigWithoutSSH("true")
+			test.modify(cfg)
+
+			err := cfg.Validate()
+
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), test.want)
+		})
+	}
+}
+
+func TestReadConfigRoundTripWithHoldAndEvents(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	want := newTestConfig(t, signer.PublicKey(), "true")
+	want.WaitForConnection = "10m"
+	want.MaxSession = "2h"
+	want.EventsPath = "/.sshrerun/events/events.jsonl"
+	path := writeConfigFile(t, want)
+
+	got, err := ReadConfig(path)
+
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"wait_for_connection":"10m","max_session":"2h","events_path":"/.sshrerun/events/events.jsonl"`)
+}

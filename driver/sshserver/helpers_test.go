@@ -3,10 +3,12 @@
 package sshserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io/fs"
@@ -179,7 +181,7 @@ func clientConfig(user string, auth ...ssh.AuthMethod) *ssh.ClientConfig {
 // change its fields before it serves.
 func newTestServer(t *testing.T, cfg *Config) *server {
 	t.Helper()
-	srv, err := newServer(cfg, sharedReaper(hclog.NewNullLogger()), hclog.NewNullLogger())
+	srv, err := newServer(cfg, sharedReaper(hclog.NewNullLogger()), nil, hclog.NewNullLogger())
 	require.NoError(t, err)
 	return srv
 }
@@ -309,4 +311,71 @@ func listeningTCPSockets(t *testing.T) int {
 		}
 	}
 	return count
+}
+
+// readEvents returns the events in the event file at path, or none when
+// the file does not exist. Unknown fields fail the test, so that the
+// schema the driver reads cannot change unnoticed.
+func readEvents(t *testing.T, path string) []Event {
+	t.Helper()
+	file, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	require.NoError(t, err)
+	defer file.Close()
+
+	var events []Event
+	scanner := bufio.NewScanner(file)
+	for scanner.Scan() {
+		decoder := json.NewDecoder(bytes.NewReader(scanner.Bytes()))
+		decoder.DisallowUnknownFields()
+		var event Event
+		require.NoError(t, decoder.Decode(&event), "event line %q", scanner.Text())
+		events = append(events, event)
+	}
+	require.NoError(t, scanner.Err())
+	return events
+}
+
+// eventTypes returns the type of each event.
+func eventTypes(events []Event) []string {
+	types := make([]string, 0, len(events))
+	for _, event := range events {
+		types = append(types, event.Type)
+	}
+	return types
+}
+
+// findEvent returns the first event of eventType, or nil.
+func findEvent(events []Event, eventType string) *Event {
+	for i := range events {
+		if events[i].Type == eventType {
+			return &events[i]
+		}
+	}
+	return nil
+}
+
+// waitForEvent polls the event file at path until it has an event of
+// eventType and returns that event.
+func waitForEvent(t *testing.T, path, eventType string) Event {
+	t.Helper()
+	var found *Event
+	waitFor(t, "a "+eventType+" event", func() bool {
+		found = findEvent(readEvents(t, path), eventType)
+		return found != nil
+	})
+	return *found
+}
+
+// returned reports whether Run has returned, without waiting.
+func (ti *testInit) returned() bool {
+	select {
+	case result := <-ti.result:
+		ti.result <- result
+		return true
+	default:
+		return false
+	}
 }

@@ -54,11 +54,9 @@ func runMain(args []string, stderr io.Writer) int {
 	logger := newLogger(cfg.LogLevel, stderr)
 
 	code, err := Run(context.Background(), cfg, logger, Options{Signals: signals})
+	// Run has logged a failure to start the job already.
 	var startErr *jobStartError
-	switch {
-	case errors.As(err, &startErr):
-		logger.Error("job command failed to start", "command", cfg.Command, "error", err, "exit_code", code)
-	case err != nil:
+	if err != nil && !errors.As(err, &startErr) {
 		logger.Error("container init failed", "error", err, "exit_code", code)
 	}
 	return code

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -35,9 +36,15 @@ type Options struct {
 // it exits, then closes the listener, ends all sessions and returns the
 // job's exit code. With an empty cfg.ListenAddress it starts no listener and
 // no SSH server, and does everything else the same. It holds the FIFOs in
-// cfg.HoldOpen open until it returns. The error is non-nil when the job
-// could not be started (exit code 126 or 127), when the init could not
-// start (125) or when ctx ended before the job exited.
+// cfg.HoldOpen open until it returns, and writes events to cfg.EventsPath.
+//
+// With SSH and cfg.WaitForConnection set, a hold (see hold) keeps the init
+// up for SSH after the job exits or fails to start. Run returns the job's
+// exit code even then.
+//
+// The error is non-nil when the job could not be started (exit code 126 or
+// 127), when the init could not start (125) or when ctx ended before the
+// job exited.
 func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (int, error) {
 	if err := cfg.Validate(); err != nil {
 		closeListener(opts.Listener)
@@ -47,56 +54,80 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 	heldFIFOs := holdFIFOs(cfg.HoldOpen, logger)
 	defer closeHeldFIFOs(heldFIFOs)
 
+	// Deferred before stopSSH, so that the file is closed after the server
+	// has written the session_closed events of the connections it closes.
+	events := openEventLog(cfg.EventsPath, logger)
+	defer events.close()
+
 	reaper := sharedReaper(logger)
 	if opts.ReapOrphans || os.Getpid() == 1 {
 		reaper.enableOrphanReaping()
 	}
 
-	stopSSH, err := startSSH(cfg, reaper, opts.Listener, logger)
+	srv, stopSSH, err := startSSH(cfg, reaper, events, opts.Listener, logger)
 	if err != nil {
 		return exitInitFailure, err
 	}
 	defer stopSSH()
 
+	code, err := runJob(ctx, cfg, reaper, opts, logger)
+	exited := time.Now()
+
+	// After ctx ended, the caller wants Run to return, so there is no hold.
+	var jobHold *hold
+	if ctx.Err() == nil {
+		jobHold = newHold(cfg, srv, exited)
+	}
+	events.write(jobExitedEvent(exited, code, jobHold))
+	if jobHold != nil {
+		jobHold.run(ctx, opts.Signals, events, logger)
+	}
+	return code, err
+}
+
+// runJob starts the job and supervises it until it exits, and returns its
+// exit code. A job that cannot be started returns 126 or 127 and a
+// *jobStartError, which runJob logs, because a hold may follow before the
+// caller sees it.
+func runJob(ctx context.Context, cfg *Config, reaper *reaper, opts Options, logger hclog.Logger) (int, error) {
 	j, err := startJob(cfg, reaper, jobStdio(opts.Stdio))
 	if err != nil {
+		code := exitCannotExecute
 		var startErr *jobStartError
 		if errors.As(err, &startErr) {
-			return startErr.exitCode, err
+			code = startErr.exitCode
 		}
-		return exitCannotExecute, err
+		logger.Error("job command failed to start", "command", cfg.Command, "error", err, "exit_code", code)
+		return code, err
 	}
 	logger.Info("job started", "pid", j.child.pid, "command", cfg.Command)
 
 	status, err := superviseJob(ctx, j, opts.Signals, logger)
-	code := logJobExit(status, j.child.pid, logger)
-
-	// A hold window that keeps the container up for SSH sessions after the
-	// job exits would wait here, before the deferred stopSSH ends them.
-	return code, err
+	return logJobExit(status, j.child.pid, logger), err
 }
 
 // startSSH serves SSH on listener, or on a new listener for
-// cfg.ListenAddress when listener is nil. It returns a function that closes
-// the listener and ends all sessions. With an empty cfg.ListenAddress, it
-// closes listener, starts nothing and returns a function that does nothing.
-func startSSH(cfg *Config, reaper *reaper, listener net.Listener, logger hclog.Logger) (stop func(), err error) {
+// cfg.ListenAddress when listener is nil. It returns the server and a
+// function that closes the listener and ends all sessions. With an empty
+// cfg.ListenAddress, it closes listener, starts nothing and returns a nil
+// server and a function that does nothing.
+func startSSH(cfg *Config, reaper *reaper, events *eventLog, listener net.Listener, logger hclog.Logger) (srv *server, stop func(), err error) {
 	if cfg.ListenAddress == "" {
 		closeListener(listener)
 		logger.Info("SSH is disabled because listen_address is empty")
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
 
-	srv, err := newServer(cfg, reaper, logger)
+	srv, err = newServer(cfg, reaper, events, logger)
 	if err != nil {
 		closeListener(listener)
-		return nil, err
+		return nil, nil, err
 	}
 
 	if listener == nil {
 		listener, err = net.Listen("tcp", cfg.ListenAddress)
 		if err != nil {
-			return nil, fmt.Errorf("listening for SSH on %q: %w", cfg.ListenAddress, err)
+			return nil, nil, fmt.Errorf("listening for SSH on %q: %w", cfg.ListenAddress, err)
 		}
 	}
 	logger.Info("listening for SSH connections", "address", listener.Addr().String(), "user", cfg.User)
@@ -113,7 +144,7 @@ func startSSH(cfg *Config, reaper *reaper, listener net.Listener, logger hclog.L
 		srv.close()
 		<-serveDone
 	}
-	return stop, nil
+	return srv, stop, nil
 }
 
 func closeListener(listener net.Listener) {

@@ -29,25 +29,40 @@ const (
 )
 
 // server is the SSH server of the init. It accepts one user with public
-// key authentication and serves "session" channels.
+// key authentication and serves "session" and "direct-tcpip" channels.
 type server struct {
 	user           string
 	authorizedKeys [][]byte // ssh.PublicKey.Marshal of each authorized key
 	hostKey        ssh.Signer
 	workingDir     string
 	shell          string
+	maxSession     time.Duration // zero for no limit
 	reaper         *reaper
+	events         *eventLog // nil writes no events
 	logger         hclog.Logger
-	nextSessionID  atomic.Uint64
+	nextChannelID  atomic.Uint64
+
+	// maxSessionPassed is closed when max_session passes.
+	maxSessionPassed chan struct{}
 
 	mu       sync.Mutex
 	listener net.Listener
 	conns    map[net.Conn]struct{}
 	closing  bool
-	handlers sync.WaitGroup // connection and session goroutines
+	handlers sync.WaitGroup // connection, channel and forwarding goroutines
+
+	// Logins, as logins.go describes them.
+	openLogins        int
+	totalLogins       int
+	firstLogin        time.Time     // zero until the first login
+	loginsChanged     chan struct{} // closed and replaced when openLogins or totalLogins changes
+	maxSessionTimer   *time.Timer   // started at the first login when maxSession is set
+	maxSessionExpired bool
 }
 
-func newServer(cfg *Config, reaper *reaper, logger hclog.Logger) (*server, error) {
+// newServer returns a server for cfg that writes session events to events,
+// which may be nil.
+func newServer(cfg *Config, reaper *reaper, events *eventLog, logger hclog.Logger) (*server, error) {
 	keys, err := ParseAuthorizedKeys(cfg.AuthorizedKeys)
 	if err != nil {
 		return nil, err
@@ -62,9 +77,14 @@ func newServer(cfg *Config, reaper *reaper, logger hclog.Logger) (*server, error
 		hostKey:    hostKey,
 		workingDir: cfg.WorkingDir,
 		shell:      defaultShell,
+		maxSession: cfg.maxSession(),
 		reaper:     reaper,
+		events:     events,
 		logger:     logger.Named("ssh"),
 		conns:      make(map[net.Conn]struct{}),
+
+		maxSessionPassed: make(chan struct{}),
+		loginsChanged:    make(chan struct{}),
 	}
 	for _, key := range keys {
 		srv.authorizedKeys = append(srv.authorizedKeys, key.Marshal())
@@ -141,6 +161,9 @@ func (s *server) isClosing() bool {
 func (s *server) close() {
 	s.mu.Lock()
 	s.closing = true
+	if s.maxSessionTimer != nil {
+		s.maxSessionTimer.Stop()
+	}
 	listener := s.listener
 	conns := make([]net.Conn, 0, len(s.conns))
 	for conn := range s.conns {
@@ -187,33 +210,76 @@ func (s *server) handleConn(netConn net.Conn) {
 	}
 	_ = netConn.SetDeadline(time.Time{})
 
-	logger := s.logger.With("user", conn.User(), "remote_address", remote)
-	logger.Info("login accepted", "key_fingerprint", conn.Permissions.Extensions[fingerprintExtension])
+	userLogin := &login{
+		id:          newSessionID(),
+		user:        conn.User(),
+		fingerprint: conn.Permissions.Extensions[fingerprintExtension],
+		remote:      remote,
+		opened:      time.Now(),
+	}
+	logger := s.logger.With("session_id", userLogin.id, "user", userLogin.user, "remote_address", remote)
+	if err := s.beginLogin(userLogin); err != nil {
+		// max_session passed or the server began to close during the
+		// handshake.
+		logger.Info("login closed after authentication", "reason", err)
+		return
+	}
+	defer s.endLogin(userLogin, logger)
+	logger.Info("login accepted", "key_fingerprint", userLogin.fingerprint)
 
-	// Global requests such as tcpip-forward are rejected. Keepalive requests
-	// get a failure reply too, which OpenSSH clients accept as a sign of life.
-	go ssh.DiscardRequests(requests)
+	go rejectGlobalRequests(requests, logger)
 
 	for newChannel := range channels {
-		if newChannel.ChannelType() != "session" {
-			logger.Debug("rejected channel", "channel_type", newChannel.ChannelType())
-			_ = newChannel.Reject(ssh.UnknownChannelType, "only session channels are supported")
-			continue
-		}
+		s.handleChannel(newChannel, logger)
+	}
+}
 
+// handleChannel accepts a session or direct-tcpip channel and serves it in
+// a new goroutine. It rejects every other type, such as the x11 and
+// auth-agent@openssh.com channels that only a server may open.
+func (s *server) handleChannel(newChannel ssh.NewChannel, logger hclog.Logger) {
+	channelLogger := logger.With("channel_id", s.nextChannelID.Add(1))
+
+	switch newChannel.ChannelType() {
+	case "session":
 		channel, channelRequests, err := newChannel.Accept()
 		if err != nil {
-			logger.Warn("failed to accept session channel", "error", err)
-			continue
+			channelLogger.Warn("failed to accept session channel", "error", err)
+			return
 		}
 
 		s.handlers.Add(1)
 		go func() {
 			defer s.handlers.Done()
-			sess := newSession(s, channel, logger.With("session_id", s.nextSessionID.Add(1)))
+			sess := newSession(s, channel, channelLogger)
 			sess.serve(channelRequests)
 		}()
-	}
 
-	logger.Info("connection closed")
+	case "direct-tcpip":
+		// Dialing can take up to forwardDialTimeout, so it runs in the
+		// goroutine, where it does not hold up other channels.
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			s.forwardDirectTCPIP(newChannel, channelLogger)
+		}()
+
+	default:
+		channelLogger.Debug("rejected channel", "channel_type", newChannel.ChannelType())
+		_ = newChannel.Reject(ssh.UnknownChannelType, "only session and direct-tcpip channels are supported")
+	}
+}
+
+// rejectGlobalRequests replies false to every global request, including
+// tcpip-forward, because the server offers no remote port forwarding.
+// Keepalive requests get a failure reply too, which OpenSSH clients accept
+// as a sign of life. They are not logged, because clients send one every
+// ServerAliveInterval.
+func rejectGlobalRequests(requests <-chan *ssh.Request, logger hclog.Logger) {
+	for req := range requests {
+		if req.Type != "keepalive@openssh.com" {
+			logger.Debug("rejected global request", "request_type", req.Type)
+		}
+		_ = req.Reply(false, nil)
+	}
 }

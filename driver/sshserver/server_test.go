@@ -265,15 +265,21 @@ func TestLoginAcceptedIsLogged(t *testing.T) {
 	assert.NotContains(t, logs, strings.Fields(authorizedLine(signer.PublicKey()))[1])
 }
 
-func TestNonSessionChannelIsRejected(t *testing.T) {
+func TestUnsupportedChannelTypeIsRejected(t *testing.T) {
 	ti, signer, _ := startLongJobInit(t)
 	client := ti.login(t, signer)
 
-	_, _, err := client.OpenChannel("direct-tcpip", nil)
+	// Only a server opens x11, auth-agent@openssh.com and forwarded-tcpip
+	// channels, so a client that opens one gets a rejection.
+	for _, channelType := range []string{"x11", "auth-agent@openssh.com", "forwarded-tcpip", "unknown@example.com"} {
+		t.Run(channelType, func(t *testing.T) {
+			_, _, err := client.OpenChannel(channelType, nil)
 
-	var openErr *ssh.OpenChannelError
-	require.ErrorAs(t, err, &openErr)
-	assert.Equal(t, ssh.UnknownChannelType, openErr.Reason)
+			var openErr *ssh.OpenChannelError
+			require.ErrorAs(t, err, &openErr)
+			assert.Equal(t, ssh.UnknownChannelType, openErr.Reason)
+		})
+	}
 }
 
 func TestSecondStartRequestIsRejected(t *testing.T) {

@@ -17,7 +17,8 @@ const hangupGracePeriod = 5 * time.Second
 
 // session serves one "session" channel. The serve goroutine handles its
 // requests one at a time. After a shell or exec request starts a process,
-// waitProcess sends the exit status and closes the channel.
+// waitProcess sends the exit status and closes the channel. After an sftp
+// subsystem request, serveSFTP does.
 type session struct {
 	server  *server
 	channel ssh.Channel
@@ -25,7 +26,7 @@ type session struct {
 
 	env     []string    // NAME=value pairs from env requests
 	pty     *ptyRequest // nil unless a pty-req was accepted
-	started bool        // a shell or exec request was accepted
+	started bool        // a shell, exec or subsystem request was accepted
 	proc    *sessionProcess
 	// finished is closed once the exit status was sent and the channel
 	// closed, including when the process could not be started.
@@ -77,6 +78,9 @@ func (sess *session) handleRequest(req *ssh.Request) {
 	case "shell":
 		// A leading "-" in argv[0] makes it a login shell, as OpenSSH does.
 		sess.handleStart(req, []string{"-sh"}, "shell")
+		return
+	case "subsystem":
+		sess.handleSubsystem(req)
 		return
 	case "exec":
 		var payload struct{ Command string }
@@ -186,11 +190,8 @@ func (sess *session) handleStart(req *ssh.Request, argv []string, kind string) {
 		path: sess.server.shell,
 		argv: argv,
 		env:  sess.processEnv(),
-		dir:  sess.server.workingDir,
+		dir:  sess.server.sessionDir(),
 		pty:  sess.pty,
-	}
-	if spec.dir == "" {
-		spec.dir = "/"
 	}
 
 	proc, err := startSessionProcess(sess.server.reaper, spec, sess.channel, sess.channel.Stderr())
@@ -205,6 +206,15 @@ func (sess *session) handleStart(req *ssh.Request, argv []string, kind string) {
 	sess.logger.Info("session started", "type", kind, "pty", sess.pty != nil, "pid", proc.child.pid)
 	go proc.copyInput(sess.channel)
 	go sess.waitProcess(proc)
+}
+
+// sessionDir returns the working directory of SSH sessions: the job's, or
+// "/" when the config sets none.
+func (s *server) sessionDir() string {
+	if s.workingDir == "" {
+		return "/"
+	}
+	return s.workingDir
 }
 
 func describeSessionStartError(spec processSpec, err error) (code uint32, message string) {
