@@ -31,6 +31,12 @@ const (
 	// DefaultSSHUser is the login name when the ssh block sets none.
 	DefaultSSHUser = "root"
 
+	// DefaultWaitForConnection and DefaultMaxSession are CircleCI's rerun
+	// limits: the container stays reachable 10 minutes after the job, and
+	// a connection may last 2 hours.
+	DefaultWaitForConnection = 10 * time.Minute
+	DefaultMaxSession        = 2 * time.Hour
+
 	// taskHandleVersion is the version of TaskState in the driver state.
 	taskHandleVersion = 1
 )
@@ -98,6 +104,14 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 			hclspec.NewAttr("user", "string", false),
 			hclspec.NewLiteral(`"`+DefaultSSHUser+`"`),
 		),
+		"wait_for_connection": hclspec.NewDefault(
+			hclspec.NewAttr("wait_for_connection", "string", false),
+			hclspec.NewLiteral(`"10m"`),
+		),
+		"max_session": hclspec.NewDefault(
+			hclspec.NewAttr("max_session", "string", false),
+			hclspec.NewLiteral(`"2h"`),
+		),
 	})),
 })
 
@@ -151,4 +165,10 @@ type SSHConfig struct {
 	Port           string   `codec:"port"`
 	AuthorizedKeys []string `codec:"authorized_keys"`
 	User           string   `codec:"user"`
+
+	// WaitForConnection and MaxSession are durations: how long the
+	// container waits for a first SSH connection after the job's command
+	// exits, and how long SSH stays up after the first connection.
+	WaitForConnection string `codec:"wait_for_connection"`
+	MaxSession        string `codec:"max_session"`
 }

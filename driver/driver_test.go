@@ -181,7 +181,9 @@ func TestDriver_ReadyEvent(t *testing.T) {
 		}
 	}
 
-	require.Equal(t, "ssh -p "+strconv.Itoa(port)+" ci@127.0.0.1", event.Message)
+	require.Equal(t, "ssh -p "+strconv.Itoa(port)+" ci@127.0.0.1  # host key "+state.SSH.HostKeyFingerprint, event.Message)
+	require.Equal(t, state.SSH.HostPublicKey, event.Annotations["host_key"])
+	require.True(t, strings.HasPrefix(state.SSH.HostPublicKey, "ssh-ed25519 "), state.SSH.HostPublicKey)
 	require.Equal(t, task.AllocID, event.AllocID)
 	require.Equal(t, "127.0.0.1", event.Annotations["ssh_host"])
 	require.Equal(t, strconv.Itoa(port), event.Annotations["ssh_port"])

@@ -16,6 +16,7 @@ const (
 	DetailSSHUser            = "ssh_user"
 	DetailAdvertiseSource    = "advertise_source"
 	DetailHostKeyFingerprint = "host_key_fingerprint"
+	DetailHostKey            = "host_key"
 )
 
 // SSHCommand returns the command that a user runs to log in.
@@ -41,6 +42,13 @@ func (d *Driver) emitEvent(cfg *drivers.TaskConfig, message string, details map[
 	return true
 }
 
+// taskEmitter returns a function that sends driver events for the task.
+func (d *Driver) taskEmitter(cfg *drivers.TaskConfig) func(string, map[string]string) {
+	return func(message string, details map[string]string) {
+		d.emitEvent(cfg, message, details)
+	}
+}
+
 // emitReady sends the driver event whose message is the ssh command.
 func (d *Driver) emitReady(cfg *drivers.TaskConfig, state *SSHState) {
 	details := map[string]string{
@@ -49,8 +57,12 @@ func (d *Driver) emitReady(cfg *drivers.TaskConfig, state *SSHState) {
 		DetailSSHUser:            state.User,
 		DetailAdvertiseSource:    state.AdvertiseSource,
 		DetailHostKeyFingerprint: state.HostKeyFingerprint,
+		DetailHostKey:            state.HostPublicKey,
 	}
-	if !d.emitEvent(cfg, SSHCommand(state), details) {
+	// the fingerprint follows as a shell comment, so that the message
+	// stays a command that can be pasted
+	message := SSHCommand(state) + "  # host key " + state.HostKeyFingerprint
+	if !d.emitEvent(cfg, message, details) {
 		return
 	}
 	d.logger.Info("task reachable over SSH", "alloc_id", cfg.AllocID, "task_name", cfg.Name,

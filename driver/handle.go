@@ -22,6 +22,9 @@ type taskHandle struct {
 	docker      *client.Client
 	logger      hclog.Logger
 
+	// emit sends a driver event for the task.
+	emit func(message string, details map[string]string)
+
 	// fifos are the log fifos that StartTask opened; nil for a recovered
 	// task, whose streamer opens them.
 	fifos *logFifos
@@ -62,10 +65,25 @@ func (h *taskHandle) run(ctx context.Context) {
 	h.logs = startLogStreamer(ctx, h.docker, h.containerID, h.fifos, h.taskConfig.StdoutPath, h.taskConfig.StderrPath,
 		logPositionPath(h.taskConfig.TaskDir().Dir), h.logger)
 
+	// turn the init's SSH events into task events until the exit
+	exited := make(chan struct{})
+	tailerDone := make(chan struct{})
+	if h.state.SSH != nil && h.emit != nil {
+		tailer := newSessionEventTailer(h.taskConfig.TaskDir().Dir, h.emit, h.logger)
+		go func() {
+			defer close(tailerDone)
+			tailer.run(ctx, exited)
+		}()
+	} else {
+		close(tailerDone)
+	}
+
 	result := h.wait(ctx)
+	close(exited)
 	if result == nil {
 		return
 	}
+	<-tailerDone
 
 	// report the exit only after the last lines reached the log fifos, so
 	// that a task that prints and exits at once keeps its output

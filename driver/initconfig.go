@@ -37,26 +37,40 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 		LogLevel: initLogLevel,
 	}
 
-	var sshState *SSHState
-	if taskConfig.SSH != nil {
-		var err error
-		sshState, err = prepareSSH(ctx, cfg, taskConfig, containerSpec, &initConfig, settings, resolver)
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	// the config holds the host key, so it lives under the task's private
-	// directory, which is never mounted whole into the container
+	// the init runs as the container's user, which must be able to read its
+	// config and write its events
 	containerUser := cfg.User
 	if containerUser == "" {
 		containerUser = containerSpec.Image.User
 	}
-	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun", "init.json")
-	if err := writeInitConfig(configPath, &initConfig, containerUser); err != nil {
+	uid, gid, err := numericUser(containerUser)
+	if err != nil {
 		return nil, err
 	}
-	containerSpec.Init = spec.Init{Binary: d.initBinary, Config: configPath}
+
+	var sshState *SSHState
+	if taskConfig.SSH != nil {
+		sshState, err = prepareSSH(ctx, cfg, taskConfig, containerSpec, &initConfig, settings, resolver)
+		if err != nil {
+			return nil, err
+		}
+
+		eventsDir := eventsHostDir(cfg.TaskDir().Dir)
+		if err := makeOwnedDir(eventsDir, uid, gid); err != nil {
+			return nil, err
+		}
+		initConfig.EventsPath = spec.EventsDir + "/" + eventsFileName
+		containerSpec.Init.Events = eventsDir
+	}
+
+	// the config holds the host key, so it lives under the task's private
+	// directory, which is never mounted whole into the container
+	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun", "init.json")
+	if err := writeInitConfig(configPath, &initConfig, uid, gid); err != nil {
+		return nil, err
+	}
+	containerSpec.Init.Binary = d.initBinary
+	containerSpec.Init.Config = configPath
 	return sshState, nil
 }
 
@@ -103,6 +117,8 @@ func prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskCo
 	initConfig.User = taskConfig.SSH.User
 	initConfig.AuthorizedKeys = taskConfig.SSH.AuthorizedKeys
 	initConfig.HostKey = hostKey.PEM
+	initConfig.WaitForConnection = taskConfig.SSH.WaitForConnection
+	initConfig.MaxSession = taskConfig.SSH.MaxSession
 
 	containerSpec.SSH = &spec.SSH{HostIP: port.HostIP, HostPort: port.Value, ContainerPort: ctrPort}
 	return &SSHState{
@@ -111,6 +127,7 @@ func prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskCo
 		User:               taskConfig.SSH.User,
 		AdvertiseSource:    string(addr.Source),
 		HostKey:            hostKey.PEM,
+		HostPublicKey:      hostKey.Public,
 		HostKeyFingerprint: hostKey.Fingerprint,
 	}, nil
 }
@@ -119,12 +136,7 @@ func prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskCo
 // file that only the container's user can read. The directory is the
 // driver's own, mode 0700, because Nomad leaves the task's private
 // directory world-readable.
-func writeInitConfig(path string, cfg *sshserver.Config, containerUser string) error {
-	uid, gid, err := numericUser(containerUser)
-	if err != nil {
-		return err
-	}
-
+func writeInitConfig(path string, cfg *sshserver.Config, uid, gid int) error {
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("failed to encode the SSH server config: %w", err)
@@ -137,8 +149,19 @@ func writeInitConfig(path string, cfg *sshserver.Config, containerUser string) e
 	}
 	if uid != 0 || gid != 0 {
 		if err := os.Chown(path, uid, gid); err != nil {
-			return fmt.Errorf("failed to hand the SSH server config %s to the container user %q: %w", path, containerUser, err)
+			return fmt.Errorf("failed to hand the SSH server config %s to the container user %d:%d: %w", path, uid, gid, err)
 		}
+	}
+	return nil
+}
+
+// makeOwnedDir creates dir, mode 0700, owned by uid and gid.
+func makeOwnedDir(dir string, uid, gid int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return fmt.Errorf("failed to hand %s to the container user %d:%d: %w", dir, uid, gid, err)
 	}
 	return nil
 }

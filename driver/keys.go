@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -12,6 +13,7 @@ import (
 // hostKey is a task's SSH host key.
 type hostKey struct {
 	PEM         string
+	Public      string // "ssh-ed25519 AAAA...", the form known_hosts uses
 	Fingerprint string // SHA256:..., as ssh-keygen -l prints it
 }
 
@@ -31,6 +33,7 @@ func newHostKey() (*hostKey, error) {
 	}
 	return &hostKey{
 		PEM:         string(pem.EncodeToMemory(block)),
+		Public:      strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPublic))),
 		Fingerprint: ssh.FingerprintSHA256(sshPublic),
 	}, nil
 }

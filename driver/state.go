@@ -26,6 +26,7 @@ type SSHState struct {
 	// HostKey is the task's ed25519 host key in OpenSSH PEM form. It is
 	// generated once per task and never logged.
 	HostKey            string
+	HostPublicKey      string
 	HostKeyFingerprint string
 }
 

@@ -151,6 +151,22 @@ func validateTaskConfig(cfg *TaskConfig) error {
 	if !loginNamePattern.MatchString(ssh.User) {
 		return fmt.Errorf("task config ssh.user = %q is not a valid login name; use letters, digits, \"_\", \".\" and \"-\", starting with a letter or \"_\", at most 32 characters", ssh.User)
 	}
+	for _, option := range []struct {
+		name, value string
+	}{{"wait_for_connection", ssh.WaitForConnection}, {"max_session", ssh.MaxSession}} {
+		if option.value == "" {
+			continue
+		}
+		d, err := time.ParseDuration(option.value)
+		if err != nil || d < 0 {
+			return fmt.Errorf("task config ssh.%s = %q is not a duration of zero or more; use a number with a unit, for example \"10m\"", option.name, option.value)
+		}
+	}
+	if ssh.MaxSession != "" {
+		if d, _ := time.ParseDuration(ssh.MaxSession); d == 0 {
+			return fmt.Errorf("task config ssh.max_session = %q would close every session at once; set a duration such as \"2h\"", ssh.MaxSession)
+		}
+	}
 	if len(ssh.AuthorizedKeys) == 0 {
 		return fmt.Errorf("task config ssh.authorized_keys is empty; add the OpenSSH public key of each user who may log in")
 	}

@@ -76,6 +76,9 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 		{"missing port", TaskConfig{Image: "x", SSH: &SSHConfig{AuthorizedKeys: []string{testAuthorizedKey}}}, "ssh.port is missing"},
 		{"bad user", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", User: "bad user", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.user = "bad user" is not a valid login name`},
 		{"no keys", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh"}}, "ssh.authorized_keys is empty"},
+		{"bad wait", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", WaitForConnection: "10", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.wait_for_connection = "10" is not a duration`},
+		{"negative max session", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", MaxSession: "-1h", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.max_session = "-1h" is not a duration of zero or more`},
+		{"zero max session", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", MaxSession: "0s", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.max_session = "0s" would close every session at once`},
 		{"empty key", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{testAuthorizedKey, ""}}}, "authorized_keys[1] \"\": entry is empty"},
 		{"garbage key", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{"ssh-ed25519 not-base64"}}}, "authorized_keys[0] \"ssh-ed25519 not-base64\": invalid public key"},
 	}

@@ -64,6 +64,9 @@ EOT
         ssh {
           port            = "ssh"
           authorized_keys = [var.authorized_key]
+
+          # the task ends with its command, with no wait for a connection
+          wait_for_connection = "0s"
         }
       }
 

@@ -121,7 +121,7 @@ func TestSSH_LoginThroughAdvertisedAddress(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, port, 64535)
 	require.LessOrEqual(t, port, 65535)
-	require.Equal(t, fmt.Sprintf("ssh -p %d root@127.0.0.1", port), event.Message)
+	require.Equal(t, fmt.Sprintf("ssh -p %d root@127.0.0.1  # host key %s", port, event.Details["host_key_fingerprint"]), event.Message)
 
 	// the node attributes carry the same address
 	attrs, err := e.agent.NodeAttributes()
@@ -165,7 +165,7 @@ func TestSSH_OverrideFileAddress(t *testing.T) {
 
 	require.Equal(t, "203.0.113.10", event.Details["ssh_host"])
 	require.Equal(t, "override-file", event.Details["advertise_source"])
-	require.Equal(t, "ssh -p "+event.Details["ssh_port"]+" root@203.0.113.10", event.Message)
+	require.Equal(t, "ssh -p "+event.Details["ssh_port"]+" root@203.0.113.10  # host key "+event.Details["host_key_fingerprint"], event.Message)
 
 	attrs, err := e.agent.NodeAttributes()
 	require.NoError(t, err)

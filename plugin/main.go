@@ -21,9 +21,11 @@ import (
 const usage = `Usage: nomad-driver-sshrerun [command]
 
 With no command, serves the sshrerun task driver to a Nomad client. Install
-this file into the client's plugin_dir; Nomad starts it.
+this file into the client's plugin_dir; Nomad starts it. The README
+documents the plugin and task options.
 
 Commands:
+  ssh-command       print or run the ssh command of a task (see ssh-command -h)
   version           print the version
   container-init    run as a job container's init and SSH server (the driver
                     starts this inside containers; operators never run it)
@@ -40,6 +42,8 @@ func main() {
 	switch os.Args[1] {
 	case container.InitSubcommand:
 		os.Exit(sshserver.Main(os.Args[2:]))
+	case "ssh-command":
+		os.Exit(runSSHCommand(os.Args[2:], os.Stdout, os.Stderr))
 	case "version", "-version", "--version":
 		fmt.Printf("%s %s\n", driver.PluginName, driver.PluginVersion)
 	case "help", "-h", "-help", "--help":

@@ -33,6 +33,7 @@ const (
 	InitDir        = "/.sshrerun"
 	InitBinaryPath = InitDir + "/nomad-driver-sshrerun"
 	InitConfigPath = InitDir + "/config.json"
+	EventsDir      = InitDir + "/events"
 	InitSubcommand = "container-init"
 )
 
@@ -91,6 +92,10 @@ type Dirs struct {
 type Init struct {
 	Binary string
 	Config string
+
+	// Events is a host directory, mounted read-write at EventsDir, where
+	// the init writes its SSH events; empty for a task without SSH.
+	Events string
 }
 
 // SSH is the binding from a host port to the in-container SSH server.
@@ -154,6 +159,9 @@ func Build(spec Spec) (*Request, error) {
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
 	}
 
+	if spec.Init.Events != "" {
+		host.Binds = append(host.Binds, spec.Init.Events+":"+EventsDir)
+	}
 	if spec.SSH != nil {
 		if err := addSSH(cfg, host, spec.SSH); err != nil {
 			return nil, err

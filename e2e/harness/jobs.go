@@ -176,3 +176,22 @@ func RemoveContainers(ctx context.Context, docker *client.Client, allocID string
 func NewDockerClient() (*client.Client, error) {
 	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 }
+
+// WaitForEvent polls until a task event's message contains text.
+func (a *Agent) WaitForEvent(ctx context.Context, allocID, taskName, text string) (*api.TaskEvent, error) {
+	for {
+		alloc, _, err := a.Client.Allocations().Info(allocID, nil)
+		if err == nil && alloc.TaskStates[taskName] != nil {
+			for _, event := range alloc.TaskStates[taskName].Events {
+				if strings.Contains(event.DisplayMessage, text) {
+					return event, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no event of task %s in alloc %s contains %q", taskName, allocID, text)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

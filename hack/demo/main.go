@@ -113,15 +113,16 @@ func run(ctx context.Context) (err error) {
 		return fmt.Errorf("ssh login failed: %w", err)
 	}
 
-	// let the job finish, then stop it
+	// let the job's command finish: the container then waits for SSH
+	// users, until a stop ends the wait
 	if err := harness.SSHCommand(waitCtx, key, event.Details["ssh_user"], event.Details["ssh_host"], port, "touch /tmp/done").Run(); err != nil {
 		return fmt.Errorf("ssh failed: %w", err)
 	}
-	state, err := agent.WaitForTaskState(waitCtx, allocID, "build", "dead")
+	exited, err := agent.WaitForEvent(waitCtx, allocID, "build", "exited with code")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("==> the job finished (failed=%v)\n", state.Failed)
+	fmt.Printf("==> the task's driver event: %s\n", exited.DisplayMessage)
 
 	if err := agent.StopJob(jobID); err != nil {
 		return err
