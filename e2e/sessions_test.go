@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -306,6 +307,40 @@ func TestSSHCommand_PrintsAndRuns(t *testing.T) {
 	out, err = run(tk.allocID, "other")
 	require.Error(t, err)
 	require.Contains(t, out, `has no task "other" (tasks: work)`)
+
+	// a task that is not running yet: its image pull hangs on a listener
+	// that accepts connections and never answers
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	pendingJob := strings.Replace(fmt.Sprintf(lifecycleJob, "pending"), "nomad-driver-sshrerun/busybox:local", silent.Addr().String()+"/sshrerun/never:1", 1)
+	_, err = e.agent.RunJobHCL(pendingJob, fmt.Sprintf("authorized_key = %q\n", e.key.AuthorizedKey))
+	require.NoError(t, err)
+	var pendingAlloc string
+	deadline := time.Now().Add(time.Minute)
+	for pendingAlloc == "" {
+		stubs, _, err := e.agent.Client.Jobs().Allocations("pending", false, nil)
+		require.NoError(t, err)
+		if len(stubs) > 0 && stubs[0].TaskStates["work"] != nil {
+			pendingAlloc = stubs[0].ID
+		}
+		require.True(t, time.Now().Before(deadline), "the pending job got no allocation")
+		time.Sleep(250 * time.Millisecond)
+	}
+	out, err = run(pendingAlloc, "work")
+	require.Error(t, err)
+	require.Contains(t, out, `task "work" of allocation `+pendingAlloc+" is still pending; try again once it runs")
+	_, err = e.nomad("job", "stop", "-purge", "-detach", "pending")
+	require.NoError(t, err)
 
 	// a task without an ssh block
 	allocID, _ := e.runBatch(t, "no-ssh", `
