@@ -40,7 +40,7 @@ func ParseAddress(origin string, raw []byte) (netip.Addr, error) {
 		return netip.Addr{}, invalidAddress(origin, raw, fmt.Sprintf("is longer than %d bytes", maxRawBytes))
 	}
 
-	value := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(raw), utf8BOM))
+	value := trimValue(raw)
 
 	switch {
 	case len(raw) == 0:
@@ -73,6 +73,12 @@ func ParseAddress(origin string, raw []byte) (netip.Addr, error) {
 	return addr.Unmap(), nil
 }
 
+// trimValue returns raw without surrounding whitespace, CR/LF and a leading
+// UTF-8 byte order mark.
+func trimValue(raw []byte) []byte {
+	return bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(raw), utf8BOM))
+}
+
 // describeNonAddress returns a bracketed hint for text that netip.ParseAddr
 // rejected but that is close to an address, or "" when there is no hint.
 func describeNonAddress(text string) string {
@@ -85,9 +91,53 @@ func describeNonAddress(text string) string {
 	return ""
 }
 
+// invalidValueError is the error for a value that was read but is not a
+// valid address, which the trace reports as rejected.
+type invalidValueError struct {
+	message string
+}
+
+func (e *invalidValueError) Error() string {
+	return e.message
+}
+
 // invalidAddress returns the error for a rejected value.
 func invalidAddress(origin string, raw []byte, reason string) error {
-	return fmt.Errorf("%s: %s %s", origin, quotePrefix(raw), reason)
+	return &invalidValueError{message: fmt.Sprintf("%s: %s %s", origin, quotePrefix(raw), reason)}
+}
+
+// sharedAddressSpace is 100.64.0.0/10, the carrier-grade NAT range of RFC
+// 6598, which netip.Addr.IsPrivate does not cover.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// nonPublicKind returns what kind of non-public address addr is, or "" when
+// it may be public. It covers the ranges that SSH users outside the host's
+// network can never reach.
+func nonPublicKind(addr netip.Addr) string {
+	switch {
+	case addr.IsPrivate():
+		return "private (RFC 1918 or RFC 4193)"
+	case sharedAddressSpace.Contains(addr):
+		return "shared address space (RFC 6598)"
+	case addr.IsLoopback():
+		return "loopback"
+	case addr.IsLinkLocalUnicast():
+		return "link-local"
+	}
+	return ""
+}
+
+// firstListEntry returns the first non-empty line of a newline-separated
+// metadata list, such as the ipv6s of a network interface, with its
+// surrounding whitespace and any byte order mark trimmed. It returns nil
+// when every line is empty.
+func firstListEntry(raw []byte) []byte {
+	for _, line := range bytes.Split(bytes.TrimPrefix(raw, utf8BOM), []byte("\n")) {
+		if entry := bytes.TrimSpace(line); len(entry) > 0 {
+			return entry
+		}
+	}
+	return nil
 }
 
 // quotePrefix quotes the first quotedPrefixBytes bytes of raw with

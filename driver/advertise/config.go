@@ -16,16 +16,33 @@ import (
 // path.
 const DefaultOverrideFile = "/etc/circleci/public-ipv4"
 
-// DefaultIMDSTimeout bounds one whole resolution against instance metadata:
-// the token PUT, the public-ipv4 GET and the local-ipv4 GET, with the SDK's
-// retries. When the IMDS hop limit drops the token response, the SDK makes
-// three PUT attempts that each time out after 500ms, with 1s of backoff
-// between them, before it falls back to an IMDSv1 GET. That takes about 3.5s
-// (imds v1.20.9 and aws-sdk-go-v2 v1.48.0, and the same in
-// TestResolve_LostTokenFallsBackToIMDSv1), which leaves 1.5s for the GETs.
-// Later resolutions skip the token because the client remembers the
-// fallback.
+// DefaultIMDSTimeout bounds the lookups at one cloud's metadata service. For
+// AWS that is the token PUT, the public-ipv4 and local-ipv4 GETs and the two
+// GETs of the IPv6 lookup, with the SDK's retries. When the IMDS hop limit
+// drops the token response, the SDK makes three PUT attempts that each time
+// out after 500ms, with 1s of backoff between them, before it falls back to
+// IMDSv1 GETs. That takes about 3.5s (imds v1.20.9 and aws-sdk-go-v2
+// v1.48.0, and the same in TestResolve_LostTokenFallsBackToIMDSv1), which
+// leaves 1.5s for the GETs. Later resolutions skip the token because the
+// client remembers the fallback.
 const DefaultIMDSTimeout = 5 * time.Second
+
+// Clouds whose metadata services Config.Clouds can name.
+const (
+	CloudAWS   = "aws"
+	CloudGCE   = "gce"
+	CloudAzure = "azure"
+)
+
+const (
+	// DefaultGCEEndpoint is the GCE metadata server used when
+	// Config.GCEEndpoint is empty.
+	DefaultGCEEndpoint = "http://metadata.google.internal"
+
+	// DefaultAzureEndpoint is the Azure Instance Metadata Service used when
+	// Config.AzureEndpoint is empty.
+	DefaultAzureEndpoint = "http://169.254.169.254"
+)
 
 const (
 	// endpointEnvVar is the variable that imds.New reads when Options.Endpoint
@@ -48,9 +65,25 @@ type Config struct {
 	// http://169.254.169.254 otherwise.
 	IMDSEndpoint string
 
-	// IMDSTimeout is the maximum duration of one whole resolution against
-	// instance metadata, token included. 0 means DefaultIMDSTimeout.
+	// IMDSTimeout is the maximum duration of the lookups at one cloud's
+	// metadata service, AWS's token included. Each cloud in Clouds that is
+	// tried gets its own IMDSTimeout, so a resolution that tries every cloud
+	// can take len(Clouds) times as long. 0 means DefaultIMDSTimeout.
 	IMDSTimeout time.Duration
+
+	// Clouds lists the metadata services to try after the override file, in
+	// order: CloudAWS, CloudGCE and CloudAzure, each at most once. The first
+	// cloud that returns an address wins and the rest are skipped. An empty
+	// list means []string{CloudAWS}. Only AWS is asked for an IPv6 address.
+	Clouds []string
+
+	// GCEEndpoint is the base URL of the GCE metadata server. "" means
+	// DefaultGCEEndpoint.
+	GCEEndpoint string
+
+	// AzureEndpoint is the base URL of the Azure Instance Metadata Service.
+	// "" means DefaultAzureEndpoint.
+	AzureEndpoint string
 
 	// LocalIPv4Fallback turns on the fallback to local-ipv4 when public-ipv4
 	// returns 404, which means the instance has no public IPv4 address. The
@@ -67,7 +100,7 @@ type Config struct {
 }
 
 // withDefaults validates cfg and returns a copy with every default filled in,
-// IMDSEndpoint included.
+// IMDSEndpoint included. Clouds in the copy is a new slice.
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.OverrideFile == "" {
 		cfg.OverrideFile = DefaultOverrideFile
@@ -91,7 +124,56 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	cfg.IMDSEndpoint = endpoint
 
+	clouds, err := validateClouds(cfg.Clouds)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Clouds = clouds
+
+	cfg.GCEEndpoint, err = configuredEndpoint("GCE endpoint", cfg.GCEEndpoint, DefaultGCEEndpoint)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.AzureEndpoint, err = configuredEndpoint("Azure endpoint", cfg.AzureEndpoint, DefaultAzureEndpoint)
+	if err != nil {
+		return Config{}, err
+	}
+
 	return cfg, nil
+}
+
+// validateClouds checks every name and returns a copy of clouds, or
+// []string{CloudAWS} for an empty list.
+func validateClouds(clouds []string) ([]string, error) {
+	if len(clouds) == 0 {
+		return []string{CloudAWS}, nil
+	}
+
+	seen := make(map[string]bool, len(clouds))
+	for _, cloud := range clouds {
+		switch cloud {
+		case CloudAWS, CloudGCE, CloudAzure:
+		default:
+			return nil, fmt.Errorf("clouds: %q is not a supported cloud; use %q, %q or %q", cloud, CloudAWS, CloudGCE, CloudAzure)
+		}
+		if seen[cloud] {
+			return nil, fmt.Errorf("clouds: %q is listed twice; list each cloud once, in the order to try them", cloud)
+		}
+		seen[cloud] = true
+	}
+	return append([]string(nil), clouds...), nil
+}
+
+// configuredEndpoint returns the configured base URL without its trailing
+// slash, or fallback when none is configured.
+func configuredEndpoint(name, configured, fallback string) (string, error) {
+	if configured == "" {
+		return fallback, nil
+	}
+	if err := validateEndpoint(configured); err != nil {
+		return "", fmt.Errorf("%s %q is invalid: %w; set a base URL such as %s", name, configured, err, fallback)
+	}
+	return strings.TrimSuffix(configured, "/"), nil
 }
 
 // effectiveEndpoint returns the endpoint that imds.New would pick for the

@@ -1,6 +1,7 @@
 package advertise
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,41 @@ func TestNewResolver_RejectsInvalidConfig(t *testing.T) {
 			name:    "query",
 			cfg:     Config{IMDSEndpoint: "http://127.0.0.1?x=1"},
 			wantErr: `IMDS endpoint "http://127.0.0.1?x=1" is invalid: a query or fragment is not supported`,
+		},
+		{
+			name:    "unknown cloud",
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", Clouds: []string{"aws", "gcp"}},
+			wantErr: `clouds: "gcp" is not a supported cloud; use "aws", "gce" or "azure"`,
+		},
+		{
+			name:    "cloud in capitals",
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", Clouds: []string{"AWS"}},
+			wantErr: `clouds: "AWS" is not a supported cloud; use "aws", "gce" or "azure"`,
+		},
+		{
+			name:    "empty cloud name",
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", Clouds: []string{""}},
+			wantErr: `clouds: "" is not a supported cloud`,
+		},
+		{
+			name:    "cloud listed twice",
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", Clouds: []string{"gce", "aws", "gce"}},
+			wantErr: `clouds: "gce" is listed twice; list each cloud once, in the order to try them`,
+		},
+		{
+			name:    "GCE endpoint with a path",
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", GCEEndpoint: "http://127.0.0.1:1339/computeMetadata/v1"},
+			wantErr: `GCE endpoint "http://127.0.0.1:1339/computeMetadata/v1" is invalid: a path is not supported; set a base URL such as http://metadata.google.internal`,
+		},
+		{
+			name:    "GCE endpoint without scheme",
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", GCEEndpoint: "metadata.google.internal"},
+			wantErr: `GCE endpoint "metadata.google.internal" is invalid: the scheme must be http or https`,
+		},
+		{
+			name:    "Azure endpoint with a query",
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", AzureEndpoint: "http://127.0.0.1:1340?api-version=2021-02-01"},
+			wantErr: `Azure endpoint "http://127.0.0.1:1340?api-version=2021-02-01" is invalid: a query or fragment is not supported; set a base URL such as http://169.254.169.254`,
 		},
 		{
 			name:    "user info",
@@ -100,6 +136,69 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if cfg.Now == nil {
 		t.Error("Now is nil, want time.Now")
+	}
+	if !reflect.DeepEqual(cfg.Clouds, []string{"aws"}) {
+		t.Errorf("Clouds = %q, want [aws]", cfg.Clouds)
+	}
+	if cfg.GCEEndpoint != "http://metadata.google.internal" {
+		t.Errorf("GCEEndpoint = %q, want http://metadata.google.internal", cfg.GCEEndpoint)
+	}
+	if cfg.AzureEndpoint != "http://169.254.169.254" {
+		t.Errorf("AzureEndpoint = %q, want http://169.254.169.254", cfg.AzureEndpoint)
+	}
+}
+
+func TestConfigDefaults_CloudsAndEndpoints(t *testing.T) {
+	clouds := []string{"azure", "gce", "aws"}
+
+	cfg, err := Config{
+		IMDSEndpoint:  "http://127.0.0.1:1338",
+		Clouds:        clouds,
+		GCEEndpoint:   "http://127.0.0.1:1339/",
+		AzureEndpoint: "https://127.0.0.1:1340",
+	}.withDefaults()
+	if err != nil {
+		t.Fatalf("withDefaults returned error: %v", err)
+	}
+	clouds[0] = "changed"
+
+	if !reflect.DeepEqual(cfg.Clouds, []string{"azure", "gce", "aws"}) {
+		t.Errorf("Clouds = %q, want a copy of [azure gce aws] in order", cfg.Clouds)
+	}
+	if cfg.GCEEndpoint != "http://127.0.0.1:1339" {
+		t.Errorf("GCEEndpoint = %q, want http://127.0.0.1:1339 without the trailing slash", cfg.GCEEndpoint)
+	}
+	if cfg.AzureEndpoint != "https://127.0.0.1:1340" {
+		t.Errorf("AzureEndpoint = %q, want https://127.0.0.1:1340", cfg.AzureEndpoint)
+	}
+}
+
+// The clouds of a Resolver follow Config.Clouds. NewResolver does no I/O, so
+// the default GCE and Azure endpoints are built into clients here but never
+// dialled.
+func TestNewResolver_CloudsInOrder(t *testing.T) {
+	resolver, err := NewResolver(Config{
+		IMDSEndpoint: "http://127.0.0.1:9",
+		Clouds:       []string{"gce", "azure", "aws"},
+	})
+	if err != nil {
+		t.Fatalf("NewResolver: %v", err)
+	}
+
+	var names []string
+	for _, cloud := range resolver.clouds {
+		names = append(names, cloud.name())
+	}
+	if !reflect.DeepEqual(names, []string{"gce", "azure", "aws"}) {
+		t.Errorf("clouds = %q, want [gce azure aws]", names)
+	}
+	gce := resolver.clouds[0].(*headerMetadataSource)
+	if want := "http://metadata.google.internal/computeMetadata/v1/instance/network-interfaces/0/access-configs/0/external-ip"; gce.url != want {
+		t.Errorf("GCE URL = %q, want %q", gce.url, want)
+	}
+	azure := resolver.clouds[1].(*headerMetadataSource)
+	if want := "http://169.254.169.254/metadata/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress?api-version=2021-02-01&format=text"; azure.url != want {
+		t.Errorf("Azure URL = %q, want %q", azure.url, want)
 	}
 }
 

@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // imdsNotFoundPage is the body that IMDS sends with a 404, for example for
@@ -26,10 +28,33 @@ const imdsNotFoundPage = `<?xml version="1.0" encoding="iso-8859-1"?>
 </html>
 `
 
+// imdsForbiddenPage is a 403 body in the style of imdsNotFoundPage. The
+// tests check the status, not this body.
+const imdsForbiddenPage = `<?xml version="1.0" encoding="iso-8859-1"?>
+<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
+	"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">
+ <head>
+  <title>403 - Forbidden</title>
+ </head>
+ <body>
+  <h1>403 - Forbidden</h1>
+ </body>
+</html>
+`
+
 // metadataReply is the response of the fake server for one metadata path.
 type metadataReply struct {
 	status int
 	body   string
+
+	// location, when not "", is sent as the Location header.
+	location string
+
+	// trickle, when not 0, sends the body one byte at a time with this
+	// delay between bytes, and then keeps sending spaces until the client
+	// goes away.
+	trickle time.Duration
 }
 
 // fakeIMDS is an IMDSv2 server on 127.0.0.1 with per-test knobs. Set the
@@ -51,22 +76,31 @@ type fakeIMDS struct {
 	// replies maps a metadata path, such as "public-ipv4", to its response.
 	// Paths without an entry get 404 with imdsNotFoundPage.
 	replies map[string]metadataReply
+	// sequences maps a metadata path to responses that the first GETs get,
+	// one each, before replies applies.
+	sequences map[string][]metadataReply
+	// disabled returns 403 for every request, token PUTs included, as IMDS
+	// does when the instance's metadata endpoint is turned off.
+	disabled bool
 
 	mu               sync.Mutex
 	tokenPuts        int
 	tokenTTLs        []string
 	metadataGets     map[string]int
+	getTimes         map[string][]time.Time
 	getsWithToken    int
 	getsWithoutToken int
 	issuedTokens     []string
 }
 
-func newFakeIMDS(t *testing.T) *fakeIMDS {
+func newFakeIMDS(t testing.TB) *fakeIMDS {
 	t.Helper()
 
 	fake := &fakeIMDS{
 		replies:      map[string]metadataReply{},
+		sequences:    map[string][]metadataReply{},
 		metadataGets: map[string]int{},
+		getTimes:     map[string][]time.Time{},
 	}
 
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
@@ -99,6 +133,17 @@ func (f *fakeIMDS) URL() string {
 func (f *fakeIMDS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.block != nil {
 		waitUntilClosed(f.block, r)
+		return
+	}
+	if f.disabled {
+		f.mu.Lock()
+		if r.URL.Path == "/latest/api/token" {
+			f.tokenPuts++
+		} else {
+			f.metadataGets[strings.TrimPrefix(r.URL.Path, "/latest/meta-data/")]++
+		}
+		f.mu.Unlock()
+		http.Error(w, imdsForbiddenPage, http.StatusForbidden)
 		return
 	}
 
@@ -162,6 +207,7 @@ func (f *fakeIMDS) serveMetadata(w http.ResponseWriter, r *http.Request, path st
 	defer f.mu.Unlock()
 
 	f.metadataGets[path]++
+	f.getTimes[path] = append(f.getTimes[path], time.Now())
 	token := r.Header.Get("X-aws-ec2-metadata-token")
 	if token == "" {
 		f.getsWithoutToken++
@@ -179,11 +225,54 @@ func (f *fakeIMDS) serveMetadata(w http.ResponseWriter, r *http.Request, path st
 	}
 
 	reply, ok := f.replies[path]
+	if sequence := f.sequences[path]; len(sequence) > 0 {
+		reply, ok = sequence[0], true
+		f.sequences[path] = sequence[1:]
+	}
 	if !ok {
 		reply = metadataReply{status: http.StatusNotFound, body: imdsNotFoundPage}
 	}
+	if reply.location != "" {
+		w.Header().Set("Location", reply.location)
+	}
 	w.WriteHeader(reply.status)
-	fmt.Fprint(w, reply.body)
+
+	if reply.trickle == 0 {
+		fmt.Fprint(w, reply.body)
+		return
+	}
+	// Unlock while trickling, so that the test can read the counters.
+	f.mu.Unlock()
+	defer f.mu.Lock()
+	trickleBody(w, r, reply.body, reply.trickle)
+}
+
+// trickleBody writes body and then spaces, one byte every delay, until the
+// client goes away or 10s have passed.
+func trickleBody(w http.ResponseWriter, r *http.Request, body string, delay time.Duration) {
+	flusher := w.(http.Flusher)
+	ticker := time.NewTicker(delay)
+	defer ticker.Stop()
+	deadline := time.After(10 * time.Second)
+
+	for i := 0; ; i++ {
+		next := byte(' ')
+		if i < len(body) {
+			next = body[i]
+		}
+		if _, err := w.Write([]byte{next}); err != nil {
+			return
+		}
+		flusher.Flush()
+
+		select {
+		case <-ticker.C:
+		case <-r.Context().Done():
+			return
+		case <-deadline:
+			return
+		}
+	}
 }
 
 // tokenAccepted reports whether a GET with token may read metadata. The
@@ -233,4 +322,32 @@ func (f *fakeIMDS) tokenUse() (ttls []string, withToken, withoutToken int) {
 	defer f.mu.Unlock()
 
 	return append([]string(nil), f.tokenTTLs...), f.getsWithToken, f.getsWithoutToken
+}
+
+// getGaps returns the time between consecutive GETs of path.
+func (f *fakeIMDS) getGaps(path string) []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+
+	times := f.getTimes[path]
+	var gaps []time.Duration
+	for i := 1; i < len(times); i++ {
+		gaps = append(gaps, times[i].Sub(times[i-1]))
+	}
+	return gaps
+}
+
+// requestedPathsExcept returns the metadata paths that got a GET, other than
+// the allowed ones.
+func (f *fakeIMDS) requestedPathsExcept(allowed ...string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+
+	var others []string
+	for path := range f.metadataGets {
+		if !slices.Contains(allowed, path) {
+			others = append(others, path)
+		}
+	}
+	return others
 }

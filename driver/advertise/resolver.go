@@ -1,47 +1,37 @@
 // Package advertise resolves the host address that SSH users connect to: the
 // override file first, then the instance's public IPv4 address from AWS
-// instance metadata (IMDS), then optionally its local IPv4 address.
+// instance metadata (IMDS), then optionally its local IPv4 address. The same
+// AWS lookup also resolves the IPv6 address of the primary network
+// interface. GCE and Azure metadata can be tried too, when Config.Clouds
+// names them.
 //
 // The first two steps and the override path match CircleCI server's SSH
-// rerun (https://circleci.com/docs/ssh-server/). The local-ipv4 fallback is
-// an addition for instances in private subnets.
+// rerun (https://circleci.com/docs/ssh-server/). The local-ipv4 fallback, the
+// IPv6 lookup and the other clouds are additions.
 package advertise
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"net/netip"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// Source names where an address came from.
-type Source string
-
-const (
-	SourceOverrideFile Source = "override-file"
-	SourceIMDSPublic   Source = "imds-public"
-	SourceIMDSLocal    Source = "imds-local"
-)
-
-// Result is one resolved address.
-type Result struct {
-	Address    netip.Addr
-	Source     Source
-	Origin     string // the override file path or the metadata URL
-	ResolvedAt time.Time
-}
-
 // Resolver resolves and caches the advertised address. It is safe for
 // concurrent use, and it runs one resolution at a time.
 type Resolver struct {
-	cfg      Config
-	logger   hclog.Logger
-	metadata metadataSource
+	cfg    Config
+	logger hclog.Logger
+	clouds []cloud // in the order of cfg.Clouds
+
+	// transports are the HTTP transports of the clouds, kept to close their
+	// idle connections.
+	transports []*http.Transport
+
+	openOverride openFile
 
 	// resolving is a one-slot semaphore held for a whole resolution. It is a
 	// channel so that a caller waiting for it can give up when its context
@@ -56,10 +46,11 @@ type Resolver struct {
 	overrideState fileState // the override file when the cached outcome was produced
 	lastGood      Result    // last successful result, kept across failures
 	lastErrText   string    // text of the last failure, "" after a success
+	lastWarnings  map[string]bool
 }
 
-// NewResolver validates cfg and builds a Resolver with one long-lived IMDS
-// client. It does no I/O.
+// NewResolver validates cfg and builds a Resolver with one long-lived HTTP
+// client for each cloud in cfg.Clouds. It does no I/O.
 func NewResolver(cfg Config) (*Resolver, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -67,25 +58,51 @@ func NewResolver(cfg Config) (*Resolver, error) {
 	}
 
 	logger := cfg.Logger.Named("advertise")
-	return &Resolver{
-		cfg:    cfg,
-		logger: logger,
-		metadata: metadataSource{
-			client:       newIMDSClient(cfg.IMDSEndpoint, logger),
-			endpoint:     cfg.IMDSEndpoint,
-			timeout:      cfg.IMDSTimeout,
-			overrideFile: cfg.OverrideFile,
-		},
-		resolving: make(chan struct{}, 1),
-	}, nil
+	r := &Resolver{
+		cfg:          cfg,
+		logger:       logger,
+		openOverride: openOS,
+		resolving:    make(chan struct{}, 1),
+	}
+
+	for _, name := range cfg.Clouds {
+		client, transport := newMetadataHTTPClient()
+		r.transports = append(r.transports, transport)
+
+		switch name {
+		case CloudAWS:
+			r.clouds = append(r.clouds, metadataSource{
+				client:            newIMDSClient(cfg.IMDSEndpoint, client, logger),
+				endpoint:          cfg.IMDSEndpoint,
+				timeout:           cfg.IMDSTimeout,
+				overrideFile:      cfg.OverrideFile,
+				localIPv4Fallback: cfg.LocalIPv4Fallback,
+			})
+		case CloudGCE:
+			r.clouds = append(r.clouds, newGCESource(cfg, client))
+		case CloudAzure:
+			r.clouds = append(r.clouds, newAzureSource(cfg, client))
+		}
+	}
+	return r, nil
 }
 
 // Resolve runs the full resolution now and stores its result or error as the
 // cached one. When ctx ends before the resolution does, the error is returned
 // but not stored, so a caller's cancellation never becomes the cached outcome.
 func (r *Resolver) Resolve(ctx context.Context) (Result, error) {
+	res, _, err := r.ResolveTrace(ctx)
+	return res, err
+}
+
+// ResolveTrace is Resolve that also returns the trace: one Step for each
+// source, in the order considered, with skipped sources included. On
+// success the trace is also res.Trace. On failure ResolveTrace is the only
+// way to get the trace, because the error carries none. The trace is nil
+// when ctx ended while the call waited for another resolution.
+func (r *Resolver) ResolveTrace(ctx context.Context) (res Result, trace []Step, err error) {
 	if err := r.acquire(ctx); err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	defer r.release()
 
@@ -115,7 +132,8 @@ func (r *Resolver) Current(ctx context.Context, maxAge time.Duration) (Result, e
 	if res, err, ok := r.fresh(maxAge); ok {
 		return res, err
 	}
-	return r.resolveAndStore(ctx)
+	res, _, err := r.resolveAndStore(ctx)
+	return res, err
 }
 
 // Cached returns the last stored result or error without doing any I/O. ok is
@@ -164,70 +182,23 @@ func (r *Resolver) fresh(maxAge time.Duration) (Result, error, bool) {
 	return res, err, true
 }
 
-func (r *Resolver) resolveAndStore(ctx context.Context) (Result, error) {
-	state, res, err := r.resolve(ctx)
+func (r *Resolver) resolveAndStore(ctx context.Context) (Result, []Step, error) {
+	state, run, err := r.resolve(ctx)
 	if err != nil && ctx.Err() != nil {
-		return Result{}, err
+		return Result{}, run.steps, err
 	}
 
-	r.store(state, res, err)
-	return res, err
-}
-
-// resolve runs the override file, public-ipv4, local-ipv4 order and returns
-// the override file state it saw first.
-func (r *Resolver) resolve(ctx context.Context) (fileState, Result, error) {
-	path := r.cfg.OverrideFile
-
-	state, err := statOverride(path)
+	r.store(state, run, err)
 	if err != nil {
-		return state, Result{}, err
+		return Result{}, run.steps, err
 	}
-
-	if state.exists {
-		addr, err := readOverride(path)
-		switch {
-		case err == nil:
-			return state, r.newResult(addr, SourceOverrideFile, path), nil
-		case errors.Is(err, fs.ErrNotExist):
-			// The file was deleted after the stat, so treat it as missing.
-			state = fileState{}
-		default:
-			// An invalid override never falls through to metadata, because
-			// the operator meant to replace it.
-			return state, Result{}, err
-		}
-	}
-
-	res, err := r.resolveMetadata(ctx)
-	return state, res, err
+	return run.result, run.steps, nil
 }
 
-// resolveMetadata requests public-ipv4 and, after a 404, local-ipv4, both
-// within one IMDSTimeout.
-func (r *Resolver) resolveMetadata(ctx context.Context) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.IMDSTimeout)
-	defer cancel()
-
-	addr, err := r.metadata.address(ctx, metadataPublicIPv4)
-	if err == nil {
-		return r.newResult(addr, SourceIMDSPublic, r.metadata.url(metadataPublicIPv4)), nil
+// closeIdleConnections closes the kept-alive connections to every metadata
+// service. Benchmarks that build many Resolvers call it.
+func (r *Resolver) closeIdleConnections() {
+	for _, transport := range r.transports {
+		transport.CloseIdleConnections()
 	}
-	if !isNotFound(err) {
-		return Result{}, err
-	}
-
-	if !r.cfg.LocalIPv4Fallback {
-		return Result{}, fmt.Errorf("%w; the instance has no public IPv4 address, so write the address to advertise to the override file %s or enable the local-ipv4 fallback", err, r.cfg.OverrideFile)
-	}
-
-	addr, err = r.metadata.address(ctx, metadataLocalIPv4)
-	if err != nil {
-		return Result{}, fmt.Errorf("%w (the fallback after public-ipv4 returned 404)", err)
-	}
-	return r.newResult(addr, SourceIMDSLocal, r.metadata.url(metadataLocalIPv4)), nil
-}
-
-func (r *Resolver) newResult(addr netip.Addr, source Source, origin string) Result {
-	return Result{Address: addr, Source: source, Origin: origin, ResolvedAt: r.cfg.Now()}
 }

@@ -3,10 +3,13 @@ package advertise
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,17 +40,30 @@ func (c *testClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// closedLoopbackEndpoint is the discard port on 127.0.0.1, where nothing
+// listens on the test machines.
+const closedLoopbackEndpoint = "http://127.0.0.1:9"
+
 // newTestResolver returns a Resolver that talks to fake and reads an override
 // file in a fresh temporary directory, which does not exist until a test
 // writes it. edit, when not nil, changes the config first.
-func newTestResolver(t *testing.T, fake *fakeIMDS, edit func(*Config)) *Resolver {
+func newTestResolver(t testing.TB, fake *fakeIMDS, edit func(*Config)) *Resolver {
 	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
+	return newEndpointResolver(t, fake.URL(), edit)
+}
+
+// newEndpointResolver is newTestResolver for any IMDS endpoint on loopback.
+func newEndpointResolver(t testing.TB, imdsEndpoint string, edit func(*Config)) *Resolver {
+	t.Helper()
 
 	cfg := Config{
 		OverrideFile:      filepath.Join(t.TempDir(), "public-ipv4"),
-		IMDSEndpoint:      fake.URL(),
+		IMDSEndpoint:      imdsEndpoint,
 		LocalIPv4Fallback: true,
+		// A test that adds a cloud without its endpoint reaches a closed
+		// loopback port, never a real metadata address.
+		GCEEndpoint:   closedLoopbackEndpoint,
+		AzureEndpoint: closedLoopbackEndpoint,
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -68,18 +84,52 @@ func writeOverride(t *testing.T, resolver *Resolver, content string) {
 	}
 }
 
+// assertResult checks the address of the family of wantAddress, its source
+// and Result.Origin.
 func assertResult(t *testing.T, got Result, wantAddress string, wantSource Source, wantOrigin string) {
 	t.Helper()
 
-	if got.Address != netip.MustParseAddr(wantAddress) {
-		t.Errorf("Address = %s, want %s", got.Address, wantAddress)
+	want := netip.MustParseAddr(wantAddress)
+	addr, source, err := got.Address(familyOf(want))
+	if err != nil {
+		t.Errorf("Address(%s): %v", familyOf(want), err)
 	}
-	if got.Source != wantSource {
-		t.Errorf("Source = %q, want %q", got.Source, wantSource)
+	if addr != want {
+		t.Errorf("Address(%s) = %s, want %s", familyOf(want), addr, wantAddress)
+	}
+	if source != wantSource {
+		t.Errorf("source = %q, want %q", source, wantSource)
 	}
 	if got.Origin != wantOrigin {
 		t.Errorf("Origin = %q, want %q", got.Origin, wantOrigin)
 	}
+}
+
+// logTo returns a config edit that sends info and higher logs to logs.
+func logTo(logs *syncBuffer) func(*Config) {
+	return func(cfg *Config) {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})
+	}
+}
+
+// assertLogLine checks that one line of logs contains every want.
+func assertLogLine(t *testing.T, logs *syncBuffer, wants ...string) {
+	t.Helper()
+
+	output := logs.String()
+	for _, line := range strings.Split(output, "\n") {
+		found := true
+		for _, want := range wants {
+			if !strings.Contains(line, want) {
+				found = false
+				break
+			}
+		}
+		if found {
+			return
+		}
+	}
+	t.Errorf("no log line contains all of %q:\n%s", wants, output)
 }
 
 func assertErrorContains(t *testing.T, err error, wants ...string) {
@@ -156,8 +206,8 @@ func TestResolve_MissingOverrideFallsThrough(t *testing.T) {
 		t.Fatalf("Resolve: %v", err)
 	}
 
-	if got.Source != SourceIMDSPublic {
-		t.Errorf("Source = %q, want %q", got.Source, SourceIMDSPublic)
+	if got.IPv4Source != SourceIMDSPublic {
+		t.Errorf("IPv4Source = %q, want %q", got.IPv4Source, SourceIMDSPublic)
 	}
 	if n := fake.gets("public-ipv4"); n != 1 {
 		t.Errorf("public-ipv4 got %d GETs, want 1", n)
@@ -182,8 +232,10 @@ func TestResolve_PublicIPv4(t *testing.T) {
 	if len(ttls) != 1 || ttls[0] == "" {
 		t.Errorf("token TTL headers = %q, want one value", ttls)
 	}
-	if withToken != 1 {
-		t.Errorf("GETs with a token = %d, want 1", withToken)
+	// public-ipv4 and mac. The fake has no mac, so the IPv6 lookup stops at
+	// its 404.
+	if withToken != 2 {
+		t.Errorf("GETs with a token = %d, want 2 (public-ipv4 and mac)", withToken)
 	}
 	if withoutToken != 0 {
 		t.Errorf("GETs without a token = %d, want 0", withoutToken)
@@ -270,8 +322,8 @@ func TestResolve_HTMLBodyWithOKIsRejected(t *testing.T) {
 		"instance metadata public-ipv4 ("+fake.URL()+"): ",
 		`"<?xml version=\"1.0\" enco..." is not an IP address (it looks like an HTML or XML page)`,
 		"write the address to advertise to the override file")
-	if got.Address.IsValid() {
-		t.Errorf("Address = %s, want none", got.Address)
+	if got.IPv4.IsValid() {
+		t.Errorf("IPv4 = %s, want none", got.IPv4)
 	}
 }
 
@@ -305,8 +357,8 @@ func TestResolve_TokenForbiddenFallsBackToIMDSv1(t *testing.T) {
 	if withToken != 0 {
 		t.Errorf("GETs with a token = %d, want 0", withToken)
 	}
-	if withoutToken != 1 {
-		t.Errorf("GETs without a token = %d, want 1", withoutToken)
+	if withoutToken != 2 {
+		t.Errorf("GETs without a token = %d, want 2 (public-ipv4 and mac)", withoutToken)
 	}
 }
 
@@ -327,8 +379,8 @@ func TestResolve_LostTokenFallsBackToIMDSv1(t *testing.T) {
 		t.Errorf("token PUTs = %d, want at least 1", n)
 	}
 	_, _, withoutToken := fake.tokenUse()
-	if withoutToken != 1 {
-		t.Errorf("GETs without a token = %d, want 1", withoutToken)
+	if withoutToken != 2 {
+		t.Errorf("GETs without a token = %d, want 2 (public-ipv4 and mac)", withoutToken)
 	}
 }
 
@@ -430,10 +482,10 @@ func TestResolve_LogsChangedAddress(t *testing.T) {
 	if n := strings.Count(output, "[INFO]"); n != 2 {
 		t.Errorf("logged %d info lines, want 2 (first address and change):\n%s", n, output)
 	}
-	if !strings.Contains(output, "address=198.51.100.1 source=imds-public") {
+	if !strings.Contains(output, "ipv4=198.51.100.1 ipv4_source=imds-public") {
 		t.Errorf("logs lack the first address and source:\n%s", output)
 	}
-	if !strings.Contains(output, "old_address=198.51.100.1 address=203.0.113.7") {
+	if !strings.Contains(output, "old_ipv4=198.51.100.1 ipv4=203.0.113.7") {
 		t.Errorf("logs lack the old and new address:\n%s", output)
 	}
 }
@@ -484,7 +536,7 @@ func TestCurrent_ReturnsCachedWhileFresh(t *testing.T) {
 		t.Fatalf("second Current: %v", err)
 	}
 
-	if second != first {
+	if !reflect.DeepEqual(second, first) {
 		t.Errorf("second Current = %+v, want the cached %+v", second, first)
 	}
 	if n := fake.requests(); n != requestsAfterFirst {
@@ -641,4 +693,47 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func itoa(n int) string {
+	return strconv.Itoa(n)
+}
+
+func mustAddr(text string) netip.Addr {
+	return netip.MustParseAddr(text)
+}
+
+// findStep returns the only step of source in trace.
+func findStep(t *testing.T, trace []Step, source Source) Step {
+	t.Helper()
+
+	var found []Step
+	for _, step := range trace {
+		if step.Source == source {
+			found = append(found, step)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("trace has %d steps of %s, want 1:\n%s", len(found), source, formatTrace(trace))
+	}
+	return found[0]
+}
+
+// assertOutcomes checks the outcome of the step of each source in want.
+func assertOutcomes(t *testing.T, trace []Step, want map[Source]string) {
+	t.Helper()
+
+	for source, outcome := range want {
+		if step := findStep(t, trace, source); step.Outcome != outcome {
+			t.Errorf("%s outcome = %q, want %q (reason %q)", source, step.Outcome, outcome, step.Reason)
+		}
+	}
+}
+
+func formatTrace(trace []Step) string {
+	var lines []string
+	for _, step := range trace {
+		lines = append(lines, fmt.Sprintf("  %s %s %s value=%s reason=%q", step.Source, step.Origin, step.Outcome, step.Value, step.Reason))
+	}
+	return strings.Join(lines, "\n")
 }
