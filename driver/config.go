@@ -80,6 +80,16 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 			hclspec.NewAttr("refresh_interval", "string", false),
 			hclspec.NewLiteral(`"30s"`),
 		),
+		"clouds": hclspec.NewDefault(
+			hclspec.NewAttr("clouds", "list(string)", false),
+			hclspec.NewLiteral(`["aws"]`),
+		),
+		"gce_endpoint":   hclspec.NewAttr("gce_endpoint", "string", false),
+		"azure_endpoint": hclspec.NewAttr("azure_endpoint", "string", false),
+		"family": hclspec.NewDefault(
+			hclspec.NewAttr("family", "string", false),
+			hclspec.NewLiteral(`"ipv4"`),
+		),
 	})),
 })
 
@@ -124,19 +134,25 @@ var capabilities = &drivers.Capabilities{
 
 // PluginConfig is the decoded plugin block of the Nomad client config.
 type PluginConfig struct {
-	DockerEndpoint      string          `codec:"docker_endpoint"`
-	PullActivityTimeout string          `codec:"pull_activity_timeout"`
-	Advertise           AdvertiseConfig `codec:"advertise"`
+	DockerEndpoint      string           `codec:"docker_endpoint"`
+	PullActivityTimeout string           `codec:"pull_activity_timeout"`
+	Advertise           *AdvertiseConfig `codec:"advertise"`
 }
 
 // AdvertiseConfig is the advertise block inside the plugin block: where the
 // address in the ssh command comes from.
 type AdvertiseConfig struct {
-	OverrideFile      string `codec:"override_file"`
-	IMDSEndpoint      string `codec:"imds_endpoint"`
-	IMDSTimeout       string `codec:"imds_timeout"`
-	LocalIPv4Fallback bool   `codec:"local_ipv4_fallback"`
-	RefreshInterval   string `codec:"refresh_interval"`
+	OverrideFile      string   `codec:"override_file"`
+	IMDSEndpoint      string   `codec:"imds_endpoint"`
+	IMDSTimeout       string   `codec:"imds_timeout"`
+	LocalIPv4Fallback bool     `codec:"local_ipv4_fallback"`
+	RefreshInterval   string   `codec:"refresh_interval"`
+	Clouds            []string `codec:"clouds"`
+	GCEEndpoint       string   `codec:"gce_endpoint"`
+	AzureEndpoint     string   `codec:"azure_endpoint"`
+
+	// Family is the address family of the ssh command: "ipv4" or "ipv6".
+	Family string `codec:"family"`
 }
 
 // TaskConfig is the decoded config block of a task.

@@ -82,11 +82,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 			return fmt.Errorf("failed to decode the plugin config: %w", err)
 		}
 	}
-	// an absent advertise block decodes to zero values, which do not carry
-	// the spec's defaults
-	if pluginConfig.Advertise == (AdvertiseConfig{}) {
-		pluginConfig.Advertise.LocalIPv4Fallback = true
-	}
+	applyAdvertiseDefaults(&pluginConfig)
 
 	settings, err := validatePluginConfig(&pluginConfig)
 	if err != nil {
@@ -122,6 +118,14 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		"local_ipv4_fallback", advConfig.LocalIPv4Fallback,
 		"refresh_interval", settings.refreshInterval.String())
 	return nil
+}
+
+// applyAdvertiseDefaults fills the spec's defaults in when the advertise
+// block is absent, which decodes to nil.
+func applyAdvertiseDefaults(cfg *PluginConfig) {
+	if cfg.Advertise == nil {
+		cfg.Advertise = &AdvertiseConfig{LocalIPv4Fallback: true}
+	}
 }
 
 // TaskConfigSchema returns the schema of a task's config block.

@@ -100,12 +100,22 @@ func (d *Driver) buildFingerprint(ctx context.Context) *drivers.Fingerprint {
 		}
 	}
 
-	if result.Address.Is4() {
-		attrs[AttrAdvertiseIPv4] = pstructs.NewStringAttribute(result.Address.String())
-	} else {
-		attrs[AttrAdvertiseIPv6] = pstructs.NewStringAttribute(result.Address.String())
+	if result.IPv4.IsValid() {
+		attrs[AttrAdvertiseIPv4] = pstructs.NewStringAttribute(result.IPv4.String())
 	}
-	attrs[AttrAdvertiseSource] = pstructs.NewStringAttribute(string(result.Source))
+	if result.IPv6.IsValid() {
+		attrs[AttrAdvertiseIPv6] = pstructs.NewStringAttribute(result.IPv6.String())
+	}
+	address, source, err := result.Address(settings.family)
+	if err != nil {
+		return &drivers.Fingerprint{
+			Attributes:        attrs,
+			Health:            drivers.HealthStateUnhealthy,
+			HealthDescription: fmt.Sprintf("no address to advertise for SSH: %v", err),
+		}
+	}
+	attrs[AttrAdvertiseSource] = pstructs.NewStringAttribute(string(source))
+	d.announceAddress(address.String(), string(source))
 	return &drivers.Fingerprint{
 		Attributes:        attrs,
 		Health:            drivers.HealthStateHealthy,

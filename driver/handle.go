@@ -68,7 +68,10 @@ func (h *taskHandle) run(ctx context.Context) {
 	// turn the init's SSH events into task events until the exit
 	exited := make(chan struct{})
 	tailerDone := make(chan struct{})
-	if h.state.SSH != nil && h.emit != nil {
+	h.mu.RLock()
+	hasSSH := h.state.SSH != nil
+	h.mu.RUnlock()
+	if hasSSH && h.emit != nil {
 		tailer := newSessionEventTailer(h.taskConfig.TaskDir().Dir, h.emit, h.logger)
 		go func() {
 			defer close(tailerDone)

@@ -102,7 +102,11 @@ func prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskCo
 		return nil, err
 	}
 
-	addr, err := resolver.Current(ctx, settings.refreshInterval)
+	result, err := resolver.Current(ctx, settings.refreshInterval)
+	if err != nil {
+		return nil, fmt.Errorf("no address to advertise for SSH: %w", err)
+	}
+	address, source, err := result.Address(settings.family)
 	if err != nil {
 		return nil, fmt.Errorf("no address to advertise for SSH: %w", err)
 	}
@@ -122,10 +126,10 @@ func prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskCo
 
 	containerSpec.SSH = &spec.SSH{HostIP: port.HostIP, HostPort: port.Value, ContainerPort: ctrPort}
 	return &SSHState{
-		Host:               addr.Address.String(),
+		Host:               address.String(),
 		Port:               port.Value,
 		User:               taskConfig.SSH.User,
-		AdvertiseSource:    string(addr.Source),
+		AdvertiseSource:    string(source),
 		HostKey:            hostKey.PEM,
 		HostPublicKey:      hostKey.Public,
 		HostKeyFingerprint: hostKey.Fingerprint,

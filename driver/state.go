@@ -58,3 +58,14 @@ func (ts *taskStore) Delete(id string) {
 	defer ts.mu.Unlock()
 	delete(ts.store, id)
 }
+
+// All returns the handles of every task.
+func (ts *taskStore) All() []*taskHandle {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	handles := make([]*taskHandle, 0, len(ts.store))
+	for _, h := range ts.store {
+		handles = append(handles, h)
+	}
+	return handles
+}

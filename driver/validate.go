@@ -19,6 +19,7 @@ import (
 type settings struct {
 	dockerEndpoint      string
 	pullActivityTimeout time.Duration
+	family              advertise.Family
 	advertise           advertise.Config
 	refreshInterval     time.Duration
 }
@@ -39,6 +40,7 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		return nil, err
 	}
 
+	applyAdvertiseDefaults(cfg)
 	adv := cfg.Advertise
 	timeout, err := parsePositiveDuration("advertise.imds_timeout", adv.IMDSTimeout, advertise.DefaultIMDSTimeout)
 	if err != nil {
@@ -60,7 +62,17 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		return nil, fmt.Errorf("plugin config advertise.override_file = %q is not an absolute path; give the full path, for example %q", overrideFile, advertise.DefaultOverrideFile)
 	}
 
+	family := advertise.Family(adv.Family)
+	switch family {
+	case "":
+		family = advertise.FamilyIPv4
+	case advertise.FamilyIPv4, advertise.FamilyIPv6:
+	default:
+		return nil, fmt.Errorf("plugin config advertise.family = %q is not an address family; use \"ipv4\" or \"ipv6\"", adv.Family)
+	}
+
 	return &settings{
+		family:              family,
 		dockerEndpoint:      endpoint,
 		pullActivityTimeout: pullTimeout,
 		advertise: advertise.Config{
@@ -68,6 +80,9 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 			IMDSEndpoint:      adv.IMDSEndpoint,
 			IMDSTimeout:       timeout,
 			LocalIPv4Fallback: adv.LocalIPv4Fallback,
+			Clouds:            adv.Clouds,
+			GCEEndpoint:       adv.GCEEndpoint,
+			AzureEndpoint:     adv.AzureEndpoint,
 		},
 		refreshInterval: refresh,
 	}, nil

@@ -27,7 +27,7 @@ var testAuthorizedKey = func() string {
 }()
 
 func TestValidatePluginConfig_Defaults(t *testing.T) {
-	s, err := validatePluginConfig(&PluginConfig{Advertise: AdvertiseConfig{LocalIPv4Fallback: true}})
+	s, err := validatePluginConfig(&PluginConfig{Advertise: &AdvertiseConfig{LocalIPv4Fallback: true}})
 	require.NoError(t, err)
 	require.Equal(t, DefaultDockerEndpoint, s.dockerEndpoint)
 	require.Equal(t, "/etc/circleci/public-ipv4", s.advertise.OverrideFile)
@@ -47,10 +47,11 @@ func TestValidatePluginConfig_Invalid(t *testing.T) {
 		{"endpoint with TLS", PluginConfig{DockerEndpoint: "https://127.0.0.1:2376"}, `has the scheme "https"; use unix://, or tcp:// or http:// for an engine on this host`},
 		{"endpoint without socket", PluginConfig{DockerEndpoint: "unix://"}, `docker_endpoint = "unix://" has no socket path`},
 		{"endpoint without host", PluginConfig{DockerEndpoint: "tcp://"}, `docker_endpoint = "tcp://" has no host`},
-		{"timeout not a duration", PluginConfig{Advertise: AdvertiseConfig{IMDSTimeout: "5"}}, `advertise.imds_timeout = "5" is not a duration`},
-		{"timeout negative", PluginConfig{Advertise: AdvertiseConfig{IMDSTimeout: "-1s"}}, `advertise.imds_timeout = "-1s" must be greater than zero`},
-		{"refresh too short", PluginConfig{Advertise: AdvertiseConfig{RefreshInterval: "100ms"}}, `advertise.refresh_interval = "100ms" is shorter than 1s`},
-		{"override relative", PluginConfig{Advertise: AdvertiseConfig{OverrideFile: "public-ipv4"}}, `advertise.override_file = "public-ipv4" is not an absolute path`},
+		{"timeout not a duration", PluginConfig{Advertise: &AdvertiseConfig{IMDSTimeout: "5"}}, `advertise.imds_timeout = "5" is not a duration`},
+		{"timeout negative", PluginConfig{Advertise: &AdvertiseConfig{IMDSTimeout: "-1s"}}, `advertise.imds_timeout = "-1s" must be greater than zero`},
+		{"refresh too short", PluginConfig{Advertise: &AdvertiseConfig{RefreshInterval: "100ms"}}, `advertise.refresh_interval = "100ms" is shorter than 1s`},
+		{"bad family", PluginConfig{Advertise: &AdvertiseConfig{Family: "ip4"}}, `advertise.family = "ip4" is not an address family; use "ipv4" or "ipv6"`},
+		{"override relative", PluginConfig{Advertise: &AdvertiseConfig{OverrideFile: "public-ipv4"}}, `advertise.override_file = "public-ipv4" is not an absolute path`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ this file into the client's plugin_dir; Nomad starts it. The README
 documents the plugin and task options.
 
 Commands:
+  advertise         print how the advertised address resolves (advertise -h)
   ssh-command       print or run the ssh command of a task (see ssh-command -h)
   version           print the version
   container-init    run as a job container's init and SSH server (the driver
@@ -42,6 +43,8 @@ func main() {
 	switch os.Args[1] {
 	case container.InitSubcommand:
 		os.Exit(sshserver.Main(os.Args[2:]))
+	case "advertise":
+		os.Exit(runAdvertise(os.Args[2:], os.Stdout, os.Stderr))
 	case "ssh-command":
 		os.Exit(runSSHCommand(os.Args[2:], os.Stdout, os.Stderr))
 	case "version", "-version", "--version":
