@@ -58,6 +58,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("docker_endpoint", "string", false),
 		hclspec.NewLiteral(`"`+DefaultDockerEndpoint+`"`),
 	),
+	"allow_privileged": hclspec.NewDefault(
+		hclspec.NewAttr("allow_privileged", "bool", false),
+		hclspec.NewLiteral("false"),
+	),
 	"pull_activity_timeout": hclspec.NewDefault(
 		hclspec.NewAttr("pull_activity_timeout", "string", false),
 		hclspec.NewLiteral(`"2m"`),
@@ -102,6 +106,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"env":        hclspec.NewAttr("env", "list(map(string))", false),
 	"labels":     hclspec.NewAttr("labels", "list(map(string))", false),
 	"force_pull": hclspec.NewAttr("force_pull", "bool", false),
+	"privileged": hclspec.NewAttr("privileged", "bool", false),
 	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username":       hclspec.NewAttr("username", "string", true),
 		"password":       hclspec.NewAttr("password", "string", true),
@@ -135,6 +140,7 @@ var capabilities = &drivers.Capabilities{
 // PluginConfig is the decoded plugin block of the Nomad client config.
 type PluginConfig struct {
 	DockerEndpoint      string           `codec:"docker_endpoint"`
+	AllowPrivileged     bool             `codec:"allow_privileged"`
 	PullActivityTimeout string           `codec:"pull_activity_timeout"`
 	Advertise           *AdvertiseConfig `codec:"advertise"`
 }
@@ -164,6 +170,7 @@ type TaskConfig struct {
 	Env        hclutils.MapStrStr `codec:"env"`
 	Labels     hclutils.MapStrStr `codec:"labels"`
 	ForcePull  bool               `codec:"force_pull"`
+	Privileged bool               `codec:"privileged"`
 	Auth       *AuthConfig        `codec:"auth"`
 	SSH        *SSHConfig         `codec:"ssh"`
 }

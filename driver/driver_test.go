@@ -434,3 +434,44 @@ func TestDriver_RecoverTaskExitedWhileDown(t *testing.T) {
 	require.False(t, info.State.Running)
 	require.NoError(t, recovered.DestroyTask(task.ID, false))
 }
+
+func TestDriver_PrivilegedNeedsPluginConsent(t *testing.T) {
+	key := newUserKey(t)
+	config := func() *TaskConfig {
+		return &TaskConfig{
+			Image:      testImage,
+			Command:    "/bin/sh",
+			Args:       []string{"-c", "while :; do sleep 0.1; done"},
+			Privileged: true,
+			SSH:        &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+		}
+	}
+
+	// the default plugin config refuses
+	d := newTestDriver(t, nil)
+	task := newTask(t, freeSSHPort(t), config())
+	d.mkAllocDir(t, task, false)
+	_, _, err := d.StartTask(task)
+	require.ErrorContains(t, err, "this client does not allow privileged containers; set allow_privileged = true")
+
+	// a client that allows it gets past the check. The engine that runs
+	// these tests cannot start privileged containers (runc cannot apply
+	// the capabilities in this sandbox), so the create request's flag is
+	// checked in the container package's tests.
+	override := filepath.Join(t.TempDir(), "public-ipv4")
+	require.NoError(t, os.WriteFile(override, []byte("127.0.0.1\n"), 0o644))
+	allowed := newTestDriver(t, map[string]interface{}{
+		"allow_privileged": true,
+		"advertise":        map[string]interface{}{"override_file": override, "imds_endpoint": "http://127.0.0.1:9"},
+	})
+	task = newTask(t, freeSSHPort(t), config())
+	allowed.mkAllocDir(t, task, false)
+	_, _, err = allowed.StartTask(task)
+	t.Cleanup(func() {
+		_ = allowed.DestroyTask(task.ID, true)
+		allowed.removeAllocContainers(t, task.AllocID)
+	})
+	if err != nil {
+		require.NotContains(t, err.Error(), "does not allow privileged containers")
+	}
+}

@@ -37,6 +37,9 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, err
 	}
+	if taskConfig.Privileged && !settings.allowPrivileged {
+		return nil, nil, fmt.Errorf("task config privileged = true, but this client does not allow privileged containers; set allow_privileged = true in the plugin config of the client, or remove privileged from the task")
+	}
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	ctx, cancel := context.WithTimeout(d.ctx, dockerCallTimeout)
 	defer cancel()
@@ -59,6 +62,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			Env:        taskEnv(cfg, &taskConfig),
 			Labels:     taskConfig.Labels,
 			User:       cfg.User,
+			Privileged: taskConfig.Privileged,
 		},
 		Resources: taskResources(cfg),
 		Dirs: spec.Dirs{

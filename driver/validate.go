@@ -18,6 +18,7 @@ import (
 // works with.
 type settings struct {
 	dockerEndpoint      string
+	allowPrivileged     bool
 	pullActivityTimeout time.Duration
 	family              advertise.Family
 	advertise           advertise.Config
@@ -74,6 +75,7 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 	return &settings{
 		family:              family,
 		dockerEndpoint:      endpoint,
+		allowPrivileged:     cfg.AllowPrivileged,
 		pullActivityTimeout: pullTimeout,
 		advertise: advertise.Config{
 			OverrideFile:      overrideFile,

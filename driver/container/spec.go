@@ -70,6 +70,7 @@ type Task struct {
 	Env        map[string]string
 	Labels     map[string]string
 	User       string
+	Privileged bool
 }
 
 // Resources are the task's CPU and memory settings from Nomad.
@@ -153,7 +154,8 @@ func Build(spec Spec) (*Request, error) {
 			spec.Init.Binary+":"+InitBinaryPath+":ro",
 			spec.Init.Config+":"+InitConfigPath+":ro",
 		),
-		Resources: resources(spec.Resources),
+		Resources:  resources(spec.Resources),
+		Privileged: spec.Task.Privileged,
 		// the driver streams the logs into Nomad's log files from this copy;
 		// Nomad rotates its own files, so the engine keeps only a little
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},

@@ -122,3 +122,13 @@ func TestBuild_Resources(t *testing.T) {
 		})
 	}
 }
+
+func TestBuild_Privileged(t *testing.T) {
+	req, err := Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit})
+	require.NoError(t, err)
+	require.False(t, req.HostConfig.Privileged)
+
+	req, err = Build(Spec{Task: Task{Image: "img", Command: "x", Privileged: true}, Init: testInit})
+	require.NoError(t, err)
+	require.True(t, req.HostConfig.Privileged)
+}
