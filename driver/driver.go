@@ -38,6 +38,9 @@ type Driver struct {
 	docker   *client.Client
 	resolver *advertise.Resolver
 
+	// lastGood is the last address that resolved.
+	lastGood lastGood
+
 	// initBinary is the host path of the static binary that is mounted into
 	// containers as their init. It is this plugin's own executable.
 	initBinary string

@@ -17,6 +17,10 @@ const (
 	AttrAdvertiseIPv4   = "driver." + DriverName + ".advertise.ipv4"
 	AttrAdvertiseIPv6   = "driver." + DriverName + ".advertise.ipv6"
 	AttrAdvertiseSource = "driver." + DriverName + ".advertise.source"
+
+	// AttrAdvertiseStale is true while the address comes from an earlier
+	// resolution because refreshing it failed.
+	AttrAdvertiseStale = "driver." + DriverName + ".advertise.stale"
 )
 
 // fingerprintCheckInterval is how often the loop checks whether the
@@ -91,7 +95,7 @@ func (d *Driver) buildFingerprint(ctx context.Context) *drivers.Fingerprint {
 		AttrVersion:  pstructs.NewStringAttribute(PluginVersion),
 	}
 
-	result, err := resolver.Current(ctx, settings.refreshInterval)
+	current, err := d.currentAddress(ctx, settings, resolver)
 	if err != nil {
 		return &drivers.Fingerprint{
 			Attributes:        attrs,
@@ -100,26 +104,25 @@ func (d *Driver) buildFingerprint(ctx context.Context) *drivers.Fingerprint {
 		}
 	}
 
+	result := current.result
 	if result.IPv4.IsValid() {
 		attrs[AttrAdvertiseIPv4] = pstructs.NewStringAttribute(result.IPv4.String())
 	}
 	if result.IPv6.IsValid() {
 		attrs[AttrAdvertiseIPv6] = pstructs.NewStringAttribute(result.IPv6.String())
 	}
-	address, source, err := result.Address(settings.family)
-	if err != nil {
-		return &drivers.Fingerprint{
-			Attributes:        attrs,
-			Health:            drivers.HealthStateUnhealthy,
-			HealthDescription: fmt.Sprintf("no address to advertise for SSH: %v", err),
-		}
+	attrs[AttrAdvertiseSource] = pstructs.NewStringAttribute(string(current.source))
+	attrs[AttrAdvertiseStale] = pstructs.NewBoolAttribute(current.staleErr != nil)
+	d.announceAddress(current.address.String(), string(current.source))
+
+	description := drivers.DriverHealthy
+	if current.staleErr != nil {
+		description = staleDescription(current)
 	}
-	attrs[AttrAdvertiseSource] = pstructs.NewStringAttribute(string(source))
-	d.announceAddress(address.String(), string(source))
 	return &drivers.Fingerprint{
 		Attributes:        attrs,
 		Health:            drivers.HealthStateHealthy,
-		HealthDescription: drivers.DriverHealthy,
+		HealthDescription: description,
 	}
 }
 

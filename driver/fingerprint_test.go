@@ -127,3 +127,70 @@ func TestFingerprint_OverrideWrittenLate(t *testing.T) {
 	require.Equal(t, "203.0.113.10", *fp.Attributes["driver.sshrerun.advertise.ipv4"].String)
 	require.Equal(t, drivers.HealthStateHealthy, fp.Health)
 }
+
+func TestFingerprint_MetadataOutageKeepsLastAddress(t *testing.T) {
+	srv := newMetadataServer(t, "198.51.100.7")
+	d := newTestDriver(t, map[string]interface{}{
+		"advertise": map[string]interface{}{
+			"override_file":    filepath.Join(t.TempDir(), "absent"),
+			"imds_endpoint":    srv.URL,
+			"imds_timeout":     "1s",
+			"refresh_interval": "1s",
+		},
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := d.Fingerprint(ctx)
+	require.NoError(t, err)
+	fp := nextFingerprint(t, ch, 30*time.Second, anyFingerprint)
+	require.Equal(t, drivers.HealthStateHealthy, fp.Health)
+	require.False(t, *fp.Attributes["driver.sshrerun.advertise.stale"].Bool)
+
+	// the metadata server dies: the last address keeps serving, marked stale
+	srv.Close()
+	fp = nextFingerprint(t, ch, 30*time.Second, func(fp *drivers.Fingerprint) bool {
+		stale := fp.Attributes["driver.sshrerun.advertise.stale"]
+		return stale != nil && *stale.Bool
+	})
+	require.Equal(t, drivers.HealthStateHealthy, fp.Health)
+	require.Contains(t, fp.HealthDescription, "the advertised address 198.51.100.7 is from")
+	require.Contains(t, fp.HealthDescription, "because the refresh failed")
+	require.Equal(t, "198.51.100.7", *fp.Attributes["driver.sshrerun.advertise.ipv4"].String)
+
+	// a task started during the outage gets the last address
+	key := newUserKey(t)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	handle, _ := d.startTask(t, task)
+	state := taskState(t, handle)
+	require.Equal(t, "198.51.100.7", state.SSH.Host)
+	require.Equal(t, "imds-public", state.SSH.AdvertiseSource)
+}
+
+func TestFingerprint_InvalidOverrideNeverServesStale(t *testing.T) {
+	srv := newMetadataServer(t, "198.51.100.7")
+	override := filepath.Join(t.TempDir(), "public-ipv4")
+	d := newTestDriver(t, map[string]interface{}{
+		"advertise": map[string]interface{}{"override_file": override, "imds_endpoint": srv.URL},
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := d.Fingerprint(ctx)
+	require.NoError(t, err)
+	fp := nextFingerprint(t, ch, 30*time.Second, anyFingerprint)
+	require.Equal(t, drivers.HealthStateHealthy, fp.Health)
+
+	// the operator writes an invalid override: that is an error to fix,
+	// not a reason to keep the metadata address
+	require.NoError(t, os.WriteFile(override, []byte("not an address\n"), 0o644))
+	fp = nextFingerprint(t, ch, 30*time.Second, func(fp *drivers.Fingerprint) bool {
+		return fp.Health == drivers.HealthStateUnhealthy
+	})
+	require.Contains(t, fp.HealthDescription, override)
+}

@@ -50,7 +50,7 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 
 	var sshState *SSHState
 	if taskConfig.SSH != nil {
-		sshState, err = prepareSSH(ctx, cfg, taskConfig, containerSpec, &initConfig, settings, resolver)
+		sshState, err = d.prepareSSH(ctx, cfg, taskConfig, containerSpec, &initConfig, settings, resolver)
 		if err != nil {
 			return nil, err
 		}
@@ -96,20 +96,17 @@ func holdOpenPaths(cfg *drivers.TaskConfig) []string {
 
 // prepareSSH resolves the advertised address, generates the host key, and
 // fills the SSH part of initConfig and containerSpec.SSH.
-func prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, initConfig *sshserver.Config, settings *settings, resolver *advertise.Resolver) (*SSHState, error) {
+func (d *Driver) prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, initConfig *sshserver.Config, settings *settings, resolver *advertise.Resolver) (*SSHState, error) {
 	port, err := sshPort(cfg, taskConfig.SSH.Port)
 	if err != nil {
 		return nil, err
 	}
 
-	result, err := resolver.Current(ctx, settings.refreshInterval)
+	current, err := d.currentAddress(ctx, settings, resolver)
 	if err != nil {
 		return nil, fmt.Errorf("no address to advertise for SSH: %w", err)
 	}
-	address, source, err := result.Address(settings.family)
-	if err != nil {
-		return nil, fmt.Errorf("no address to advertise for SSH: %w", err)
-	}
+	address, source := current.address, current.source
 
 	hostKey, err := newHostKey()
 	if err != nil {
