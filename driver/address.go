@@ -32,7 +32,7 @@ type lastGood struct {
 }
 
 // currentAddress returns the address for the configured family. When a
-// refresh fails because metadata does not answer, it returns the last
+// refresh fails because metadata is unreachable, it returns the last
 // address that resolved, marked stale. It never does so when the override
 // file exists: an invalid override file is the operator's error to fix.
 func (d *Driver) currentAddress(ctx context.Context, settings *settings, resolver *advertise.Resolver) (*advertised, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -474,4 +475,60 @@ func TestDriver_PrivilegedNeedsPluginConsent(t *testing.T) {
 	if err != nil {
 		require.NotContains(t, err.Error(), "does not allow privileged containers")
 	}
+}
+
+func TestDriver_StartRemovesContainerOfEarlierStart(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+
+	// a container that an earlier start of the same task left running, as
+	// when the plugin is killed in StartTask after the engine started it
+	ctx := context.Background()
+	leftover, err := d.docker.ContainerCreate(ctx, &container.Config{
+		Image:      testImage,
+		Entrypoint: []string{"/bin/sh", "-c", "while :; do sleep 0.1; done"},
+		Labels: map[string]string{
+			"nomad-driver-sshrerun.managed":   "true",
+			"nomad-driver-sshrerun.alloc_id":  task.AllocID,
+			"nomad-driver-sshrerun.task_name": task.Name,
+		},
+	}, nil, nil, nil, "build-"+task.AllocID)
+	require.NoError(t, err)
+	require.NoError(t, d.docker.ContainerStart(ctx, leftover.ID, container.StartOptions{}))
+
+	handle, _ := d.startTask(t, task)
+	require.NotEqual(t, leftover.ID, taskState(t, handle).ContainerID)
+	_, err = d.docker.ContainerInspect(ctx, leftover.ID)
+	require.Error(t, err, "the earlier start's container is still there")
+	ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+task.AllocID)
+	require.NoError(t, err)
+	require.Equal(t, []string{taskState(t, handle).ContainerID}, ids)
+}
+
+func TestDriver_StartKeepsForeignContainerWithSameName(t *testing.T) {
+	d := newTestDriver(t, nil)
+	key := newUserKey(t)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/true",
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+	d.mkAllocDir(t, task, false)
+
+	// a container that the driver did not create holds the name
+	ctx := context.Background()
+	foreign, err := d.docker.ContainerCreate(ctx, &container.Config{Image: testImage, Cmd: []string{"/bin/true"}}, nil, nil, nil, "build-"+task.AllocID)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.docker.ContainerRemove(ctx, foreign.ID, container.RemoveOptions{Force: true}) })
+
+	_, _, err = d.StartTask(task)
+	require.ErrorContains(t, err, "the name is taken by a container that this task did not create")
+	_, err = d.docker.ContainerInspect(ctx, foreign.ID)
+	require.NoError(t, err)
 }
