@@ -24,6 +24,14 @@ type AgentOptions struct {
 	// OverrideFile and IMDSEndpoint go into the plugin's advertise block.
 	OverrideFile string
 	IMDSEndpoint string
+
+	// DockerVolumes lets Nomad's docker driver bind-mount host paths,
+	// which a docker job that mounts the plugin binary needs.
+	DockerVolumes bool
+
+	// Drivers are the drivers that must be healthy before StartAgent
+	// returns; empty means sshrerun alone.
+	Drivers []string
 }
 
 // Agent is a running Nomad agent.
@@ -32,6 +40,9 @@ type Agent struct {
 	Client     *api.Client
 	Address    string
 	ConfigPath string
+
+	// drivers are the drivers that a restart waits for.
+	drivers []string
 }
 
 // agentConfig is the agent's HCL config. The client's options deny the
@@ -98,6 +109,10 @@ plugin "docker" {
     gc {
       image = false
     }
+
+    volumes {
+      enabled = %t
+    }
   }
 }
 `
@@ -121,12 +136,16 @@ func StartAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
 	}
 	configPath := filepath.Join(opts.Dir, "agent.hcl")
 	config := fmt.Sprintf(agentConfig, dataDir, filepath.Dir(PluginBinary()),
-		httpPort, rpcPort, serfPort, rpcPort, opts.OverrideFile, opts.IMDSEndpoint)
+		httpPort, rpcPort, serfPort, rpcPort, opts.OverrideFile, opts.IMDSEndpoint, opts.DockerVolumes)
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, fmt.Errorf("failed to write the agent config: %w", err)
 	}
 
-	return startAgentWithConfig(ctx, opts.Dir, configPath, "127.0.0.1:"+strconv.Itoa(httpPort))
+	drivers := opts.Drivers
+	if len(drivers) == 0 {
+		drivers = []string{"sshrerun"}
+	}
+	return startAgentWithConfig(ctx, opts.Dir, configPath, "127.0.0.1:"+strconv.Itoa(httpPort), drivers)
 }
 
 // Restart starts the agent again with the same config and data dir, after
@@ -135,10 +154,10 @@ func (a *Agent) Restart(ctx context.Context) (*Agent, error) {
 	if !a.Exited() {
 		return nil, fmt.Errorf("agent pid %d is still running", a.PID())
 	}
-	return startAgentWithConfig(ctx, filepath.Dir(a.ConfigPath), a.ConfigPath, a.Address)
+	return startAgentWithConfig(ctx, filepath.Dir(a.ConfigPath), a.ConfigPath, a.Address, a.drivers)
 }
 
-func startAgentWithConfig(ctx context.Context, dir, configPath, address string) (*Agent, error) {
+func startAgentWithConfig(ctx context.Context, dir, configPath, address string, drivers []string) (*Agent, error) {
 	logName := fmt.Sprintf("nomad-%d.log", time.Now().UnixNano())
 	proc, err := startProcess("nomad agent", filepath.Join(dir, logName), SafetyEnv(), NomadBinary(), "agent", "-config", configPath)
 	if err != nil {
@@ -150,57 +169,63 @@ func startAgentWithConfig(ctx context.Context, dir, configPath, address string) 
 		_ = proc.Stop(10 * time.Second)
 		return nil, fmt.Errorf("failed to create the Nomad API client: %w", err)
 	}
-	agent := &Agent{Process: proc, Client: client, Address: address, ConfigPath: configPath}
+	agent := &Agent{Process: proc, Client: client, Address: address, ConfigPath: configPath, drivers: drivers}
 
 	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	if err := agent.WaitForDriver(waitCtx); err != nil {
+	if err := agent.WaitForDrivers(waitCtx, drivers...); err != nil {
 		_ = proc.Stop(10 * time.Second)
 		return nil, fmt.Errorf("%w; the agent log %s ends with:\n%s", err, proc.LogPath, logTail(proc.LogPath, 30))
 	}
 	return agent, nil
 }
 
-// WaitForDriver polls until the client node is ready and reports the
-// sshrerun driver as healthy.
-func (a *Agent) WaitForDriver(ctx context.Context) error {
+// WaitForDrivers polls until the client node is ready and reports each of
+// the drivers as healthy.
+func (a *Agent) WaitForDrivers(ctx context.Context, drivers ...string) error {
 	var last string
 	for {
 		if a.Exited() {
 			return fmt.Errorf("the agent exited: %v", a.err)
 		}
-
-		nodes, _, err := a.Client.Nodes().List(nil)
-		switch {
-		case err != nil:
-			last = err.Error()
-		case len(nodes) == 0:
-			last = "no client node registered yet"
-		default:
-			node, _, err := a.Client.Nodes().Info(nodes[0].ID, nil)
-			if err != nil {
-				last = err.Error()
-				break
-			}
-			info := node.Drivers["sshrerun"]
-			switch {
-			case node.Status != "ready":
-				last = "node status " + node.Status
-			case info == nil:
-				last = "the sshrerun driver is not fingerprinted yet"
-			case !info.Healthy:
-				last = "the sshrerun driver is unhealthy: " + info.HealthDescription
-			default:
-				return nil
-			}
+		last = a.driverProblem(drivers)
+		if last == "" {
+			return nil
 		}
-
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the Nomad client did not become ready: %s", last)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// driverProblem returns why the node is not ready yet, or "" when it is.
+func (a *Agent) driverProblem(drivers []string) string {
+	nodes, _, err := a.Client.Nodes().List(nil)
+	if err != nil {
+		return err.Error()
+	}
+	if len(nodes) == 0 {
+		return "no client node registered yet"
+	}
+	node, _, err := a.Client.Nodes().Info(nodes[0].ID, nil)
+	if err != nil {
+		return err.Error()
+	}
+	if node.Status != "ready" {
+		return "node status " + node.Status
+	}
+	for _, name := range drivers {
+		info := node.Drivers[name]
+		switch {
+		case info == nil:
+			return "the " + name + " driver is not fingerprinted yet"
+		case !info.Healthy:
+			return "the " + name + " driver is unhealthy: " + info.HealthDescription
+		}
+	}
+	return ""
 }
 
 // NodeAttributes returns the client node's attributes.
