@@ -90,7 +90,7 @@ type userKey struct {
 	authorizedKey string
 }
 
-func newUserKey(t *testing.T) *userKey {
+func newUserKey(t testing.TB) *userKey {
 	t.Helper()
 	_, private, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
@@ -101,7 +101,7 @@ func newUserKey(t *testing.T) *userKey {
 
 // freeSSHPort returns a port in the reference range 64535-65535 that is
 // free on 127.0.0.1.
-func freeSSHPort(t *testing.T) int {
+func freeSSHPort(t testing.TB) int {
 	t.Helper()
 	for port := 64535 + int(time.Now().UnixNano()%500); port <= 65535; port++ {
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -116,7 +116,7 @@ func freeSSHPort(t *testing.T) int {
 
 // newTask returns a task config for the test image with an ssh block on the
 // port label "ssh", which is bound to 127.0.0.1:port.
-func newTask(t *testing.T, port int, taskConfig *TaskConfig) *drivers.TaskConfig {
+func newTask(t testing.TB, port int, taskConfig *TaskConfig) *drivers.TaskConfig {
 	t.Helper()
 	task := &drivers.TaskConfig{
 		ID:      uuid.Generate(),
@@ -138,7 +138,7 @@ func newTask(t *testing.T, port int, taskConfig *TaskConfig) *drivers.TaskConfig
 }
 
 // taskState returns the driver state of a started task.
-func taskState(t *testing.T, handle *drivers.TaskHandle) TaskState {
+func taskState(t testing.TB, handle *drivers.TaskHandle) TaskState {
 	t.Helper()
 	var state TaskState
 	require.NoError(t, handle.GetDriverState(&state))
@@ -148,7 +148,7 @@ func taskState(t *testing.T, handle *drivers.TaskHandle) TaskState {
 // mkAllocDir builds the task's alloc directory with Nomad's harness and
 // removes it when the test ends, including the temporary directory around
 // it, which the harness leaves behind.
-func (d *testDriver) mkAllocDir(t *testing.T, task *drivers.TaskConfig, logs bool) {
+func (d *testDriver) mkAllocDir(t testing.TB, task *drivers.TaskConfig, logs bool) {
 	t.Helper()
 	cleanup := d.MkAllocDir(task, logs)
 	parent := filepath.Dir(task.AllocDir)
@@ -158,7 +158,7 @@ func (d *testDriver) mkAllocDir(t *testing.T, task *drivers.TaskConfig, logs boo
 
 // startTask starts task and registers its cleanup: destroy with force,
 // then remove any container of the alloc that is still there.
-func (d *testDriver) startTask(t *testing.T, task *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork) {
+func (d *testDriver) startTask(t testing.TB, task *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork) {
 	t.Helper()
 	d.mkAllocDir(t, task, false)
 
@@ -172,7 +172,7 @@ func (d *testDriver) startTask(t *testing.T, task *drivers.TaskConfig) (*drivers
 	return handle, network
 }
 
-func (d *testDriver) removeAllocContainers(t *testing.T, allocID string) {
+func (d *testDriver) removeAllocContainers(t testing.TB, allocID string) {
 	ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+allocID)
 	if err != nil {
 		t.Errorf("listing containers: %v", err)
@@ -197,12 +197,12 @@ func sshClientConfig(user string, key *userKey) *ssh.ClientConfig {
 
 // dialSSH connects to 127.0.0.1:port as user, polling until the server in
 // the container accepts or the deadline passes.
-func dialSSH(t *testing.T, port int, user string, key *userKey) *ssh.Client {
+func dialSSH(t testing.TB, port int, user string, key *userKey) *ssh.Client {
 	t.Helper()
 	return dialSSHWithConfig(t, port, sshClientConfig(user, key))
 }
 
-func dialSSHWithConfig(t *testing.T, port int, config *ssh.ClientConfig) *ssh.Client {
+func dialSSHWithConfig(t testing.TB, port int, config *ssh.ClientConfig) *ssh.Client {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(30 * time.Second)
@@ -220,7 +220,7 @@ func dialSSHWithConfig(t *testing.T, port int, config *ssh.ClientConfig) *ssh.Cl
 
 // runSSH runs command in a new session and returns stdout and the exit
 // status.
-func runSSH(t *testing.T, c *ssh.Client, command string) (string, int) {
+func runSSH(t testing.TB, c *ssh.Client, command string) (string, int) {
 	t.Helper()
 	session, err := c.NewSession()
 	require.NoError(t, err)
@@ -235,7 +235,7 @@ func runSSH(t *testing.T, c *ssh.Client, command string) (string, int) {
 }
 
 // waitExit waits for the task's exit result.
-func (d *testDriver) waitExit(t *testing.T, taskID string, timeout time.Duration) *drivers.ExitResult {
+func (d *testDriver) waitExit(t testing.TB, taskID string, timeout time.Duration) *drivers.ExitResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -19,7 +19,7 @@ const soakCycles = 300
 // buildAllocDir builds the task's alloc directory like the harness's
 // MkAllocDir, whose cleanup also closes the harness, and returns a
 // function that destroys it.
-func buildAllocDir(t *testing.T, task *drivers.TaskConfig) func() {
+func buildAllocDir(t testing.TB, task *drivers.TaskConfig) func() {
 	t.Helper()
 	root := t.TempDir()
 	allocDir := allocdir.NewAllocDir(hclog.NewNullLogger(), root, task.AllocID)
