@@ -34,6 +34,14 @@ func parseAuthorizedKey(entry string) (ssh.PublicKey, error) {
 		return nil, fmt.Errorf(`entry is empty; set one OpenSSH public key line such as "ssh-ed25519 AAAA... user@host"`)
 	}
 
+	// x/crypto's parser skips lines it cannot parse and reads a first field
+	// that is not a key type as options, so an entry must be one line that
+	// starts with its key type, or a dropped line could hide a restriction
+	trimmed := strings.TrimSpace(entry)
+	if strings.ContainsAny(trimmed, "\r\n") {
+		return nil, fmt.Errorf("entry contains more than one line; put each key in its own entry")
+	}
+
 	key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(entry))
 	if err != nil {
 		return nil, fmt.Errorf("invalid public key: %w; copy the whole line from the user's public key file, for example ~/.ssh/id_ed25519.pub", explainKeyError(entry, err))
@@ -43,6 +51,9 @@ func parseAuthorizedKey(entry string) (ssh.PublicKey, error) {
 	}
 	if strings.TrimSpace(string(rest)) != "" {
 		return nil, fmt.Errorf("entry contains more than one line; put each key in its own entry")
+	}
+	if !strings.HasPrefix(trimmed, key.Type()+" ") {
+		return nil, fmt.Errorf("entry does not start with its key type %q; write the line as \"%s AAAA... comment\"", key.Type(), key.Type())
 	}
 	return key, nil
 }
