@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/advertise"
 )
 
 // Node attributes that the fingerprint publishes. Jobs can constrain on
@@ -97,6 +99,10 @@ func (d *Driver) buildFingerprint(ctx context.Context) *drivers.Fingerprint {
 
 	current, err := d.currentAddress(ctx, settings, resolver)
 	if err != nil {
+		// the other family may have resolved: publish what did
+		if result, cachedErr, ok := resolver.Cached(); ok && cachedErr == nil {
+			addAddressAttributes(attrs, result)
+		}
 		return &drivers.Fingerprint{
 			Attributes:        attrs,
 			Health:            drivers.HealthStateUnhealthy,
@@ -104,13 +110,7 @@ func (d *Driver) buildFingerprint(ctx context.Context) *drivers.Fingerprint {
 		}
 	}
 
-	result := current.result
-	if result.IPv4.IsValid() {
-		attrs[AttrAdvertiseIPv4] = pstructs.NewStringAttribute(result.IPv4.String())
-	}
-	if result.IPv6.IsValid() {
-		attrs[AttrAdvertiseIPv6] = pstructs.NewStringAttribute(result.IPv6.String())
-	}
+	addAddressAttributes(attrs, current.result)
 	attrs[AttrAdvertiseSource] = pstructs.NewStringAttribute(string(current.source))
 	attrs[AttrAdvertiseStale] = pstructs.NewBoolAttribute(current.staleErr != nil)
 	d.announceAddress(current.address.String(), string(current.source))
@@ -123,6 +123,16 @@ func (d *Driver) buildFingerprint(ctx context.Context) *drivers.Fingerprint {
 		Attributes:        attrs,
 		Health:            drivers.HealthStateHealthy,
 		HealthDescription: description,
+	}
+}
+
+// addAddressAttributes publishes the resolved addresses of both families.
+func addAddressAttributes(attrs map[string]*pstructs.Attribute, result advertise.Result) {
+	if result.IPv4.IsValid() {
+		attrs[AttrAdvertiseIPv4] = pstructs.NewStringAttribute(result.IPv4.String())
+	}
+	if result.IPv6.IsValid() {
+		attrs[AttrAdvertiseIPv6] = pstructs.NewStringAttribute(result.IPv6.String())
 	}
 }
 

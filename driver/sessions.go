@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +38,10 @@ type sessionEvent struct {
 const (
 	eventsFileName  = "events.jsonl"
 	eventsPollEvery = 500 * time.Millisecond
+
+	// maxEventLine bounds one event, and maxEventsRead one poll's read.
+	maxEventLine  = 16 * 1024
+	maxEventsRead = 1024 * 1024
 )
 
 func eventsHostDir(taskDir string) string {
@@ -84,8 +89,14 @@ func (t *sessionEventTailer) run(ctx context.Context, exited <-chan struct{}) {
 
 // readFrom emits the complete lines after offset and returns the offset
 // after the last of them.
+//
+// The job's processes can write to the event directory too, so the file is
+// read as untrusted: never through a symbolic link, only when it is a
+// regular file, at most maxEventsRead bytes per poll, and lines longer than
+// maxEventLine are dropped.
+// NOTE: a job can still append lines that look like the init's events.
 func (t *sessionEventTailer) readFrom(offset int64) int64 {
-	f, err := os.Open(t.path)
+	f, err := os.OpenFile(t.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			t.logger.Warn("failed to open the SSH event file", "path", t.path, "error", err)
@@ -93,12 +104,16 @@ func (t *sessionEventTailer) readFrom(offset int64) int64 {
 		return offset
 	}
 	defer f.Close()
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		t.logger.Warn("the SSH event file is not a regular file; ignoring it", "path", t.path)
+		return offset
+	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		t.logger.Warn("failed to read the SSH event file", "path", t.path, "error", err)
 		return offset
 	}
 
-	reader := bufio.NewReader(f)
+	reader := bufio.NewReader(io.LimitReader(f, maxEventsRead))
 	start := offset
 	for {
 		line, err := reader.ReadBytes('\n')
@@ -107,6 +122,10 @@ func (t *sessionEventTailer) readFrom(offset int64) int64 {
 			break
 		}
 		offset += int64(len(line))
+		if len(line) > maxEventLine {
+			t.logger.Warn("dropped an over-long line of the SSH event file", "bytes", len(line))
+			continue
+		}
 		t.handle(bytes.TrimSpace(line))
 	}
 	if offset != start {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,4 +88,24 @@ func TestSessionEvents_ResumeRepeatsNothing(t *testing.T) {
 	defer cancel()
 	again.run(ctx, exited)
 	require.Equal(t, []string{"SSH closed: second"}, resumed)
+}
+
+func TestSessionEvents_SymlinkIgnored(t *testing.T) {
+	tailer, events, path := newTestTailer(t)
+	target := filepath.Join(t.TempDir(), "host-file")
+	require.NoError(t, os.WriteFile(target, []byte(`{"type":"hold_ended","reason":"from a host file"}`+"\n"), 0o600))
+	require.NoError(t, os.Symlink(target, path))
+
+	require.Equal(t, int64(0), tailer.readFrom(0))
+	require.Empty(t, *events)
+}
+
+func TestSessionEvents_OverlongLineDropped(t *testing.T) {
+	tailer, events, path := newTestTailer(t)
+	long := `{"type":"hold_ended","reason":"` + strings.Repeat("x", maxEventLine) + `"}` + "\n"
+	require.NoError(t, os.WriteFile(path, []byte(long+`{"type":"hold_ended","reason":"short"}`+"\n"), 0o600))
+
+	tailer.readFrom(0)
+	require.Len(t, *events, 1)
+	require.Equal(t, "SSH closed: short", (*events)[0].message)
 }

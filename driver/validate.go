@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/advertise"
+	spec "github.com/sshrerun/nomad-driver-sshrerun/driver/container"
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
 )
 
@@ -152,6 +153,9 @@ func validateTaskConfig(cfg *TaskConfig) error {
 	for key := range cfg.Labels {
 		if key == "" {
 			return fmt.Errorf("task config labels has an empty label name; remove it or give it a name")
+		}
+		if strings.HasPrefix(key, spec.LabelPrefix) {
+			return fmt.Errorf("task config labels has %q, whose prefix %q the driver reserves; rename the label", key, spec.LabelPrefix)
 		}
 	}
 
