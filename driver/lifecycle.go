@@ -36,7 +36,7 @@ func (d *Driver) WaitTask(ctx context.Context, taskID string) (<-chan *drivers.E
 // which forwards it to the job, and kills the container when it is still
 // running after timeout. The driver sends the signal itself rather than
 // pass it to the engine's stop call, because engines before API 1.42
-// (Docker 20.10) ignore a stop call's signal and always send SIGTERM.
+// (Docker 23.0), such as Docker 20.10, ignore a stop call's signal.
 func (d *Driver) StopTask(taskID string, timeout time.Duration, signal string) error {
 	h, ok := d.tasks.Get(taskID)
 	if !ok {
