@@ -13,6 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -63,6 +66,7 @@ func startProcess(name, logPath string, env []string, path string, args ...strin
 	}
 
 	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	startedGroups.add(cmd.Process.Pid)
 	go func() {
 		p.err = cmd.Wait()
 		_ = logFile.Close()
@@ -150,3 +154,59 @@ func MockBinary() string  { return filepath.Join(RepoRoot(), ".cache", "tools", 
 
 // TestImage is the busybox image that hack/images/busybox.sh builds.
 const TestImage = "nomad-driver-sshrerun/busybox:local"
+
+// startedGroups are the process groups of every process that the harness
+// started. Each started process leads its own group, so the group holds
+// only that process and its descendants.
+var startedGroups groupSet
+
+type groupSet struct {
+	mu   sync.Mutex
+	pgid []int
+}
+
+func (g *groupSet) add(pgid int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pgid = append(g.pgid, pgid)
+}
+
+func (g *groupSet) list() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.pgid...)
+}
+
+// StopLeftovers kills, by PID, every process still running in a process
+// group that the harness started, such as the log collectors that a
+// Nomad client leaves running for its next start to restore. Call it once
+// the agents have stopped.
+func StopLeftovers() {
+	groups := map[int]bool{}
+	for _, pgid := range startedGroups.list() {
+		groups[pgid] = true
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// after the command name in parentheses: state, parent PID, group
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 3 {
+			continue
+		}
+		pgid, err := strconv.Atoi(fields[2])
+		if err == nil && groups[pgid] {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}

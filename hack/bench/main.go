@@ -50,7 +50,10 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(*runs)*3*(*runTimeout)+5*time.Minute)
 	defer cancel()
 
-	if err := run(ctx, *runs, *runTimeout, *keepDir); err != nil {
+	err := run(ctx, *runs, *runTimeout, *keepDir)
+	// the agent's log collectors outlive it, by design of Nomad's client
+	harness.StopLeftovers()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench failed: %v\n", err)
 		os.Exit(1)
 	}
