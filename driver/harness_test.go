@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,14 +100,29 @@ func newUserKey(t testing.TB) *userKey {
 	return &userKey{signer: signer, authorizedKey: string(ssh.MarshalAuthorizedKey(signer.PublicKey()))}
 }
 
+// handedOutPorts are the ports that freeSSHPort returned, so that tasks
+// started together never get the same one.
+var handedOutPorts = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // freeSSHPort returns a port in the reference range 64535-65535 that is
-// free on 127.0.0.1.
+// free on 127.0.0.1 and was not returned before.
 func freeSSHPort(t testing.TB) int {
 	t.Helper()
-	for port := 64535 + int(time.Now().UnixNano()%500); port <= 65535; port++ {
+	handedOutPorts.Lock()
+	defer handedOutPorts.Unlock()
+	start := int(time.Now().UnixNano() % 1001)
+	for i := 0; i <= 1000; i++ {
+		port := 64535 + (start+i)%1001
+		if handedOutPorts.ports[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			l.Close()
+			handedOutPorts.ports[port] = true
 			return port
 		}
 	}
