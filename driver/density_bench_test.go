@@ -42,10 +42,10 @@ func statusKiB(pid int, field string) (int64, error) {
 }
 
 // BenchmarkDensity starts densityTasks SSH tasks together through the
-// driver, which runs in this process as it runs in the plugin, and
-// reports the time until all of them serve the SSH banner, this process's
-// RSS growth per task, and the median idle RSS of the in-container SSH
-// server, read on the host from /proc of each container's init. The init's
+// driver, which runs in this process as it runs in the plugin. It reports
+// the time until all of them serve the SSH banner, this process's RSS
+// growth per task, and the median idle RSS of the in-container SSH server,
+// read on the host from /proc of each container's init. The init's
 // RSS counts the pages of the plugin binary that it touched, which every
 // container shares from the page cache, so its private part (RssAnon) is
 // reported too.
