@@ -132,12 +132,7 @@ func TestDriver_StopTaskSignalReachesJob(t *testing.T) {
 func TestDriver_DestroyForceRemovesRunningTask(t *testing.T) {
 	d := newTestDriver(t, nil)
 	key := newUserKey(t)
-	task := newTask(t, freeSSHPort(t), &TaskConfig{
-		Image:   testImage,
-		Command: "/bin/sh",
-		Args:    []string{"-c", "while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
-	})
+	task := newSleepingSSHTask(t, freeSSHPort(t), key)
 	d.startTask(t, task)
 
 	err := d.DestroyTask(task.ID, false)
@@ -285,12 +280,7 @@ func TestDriver_NumericNonRootUser(t *testing.T) {
 	d := newTestDriver(t, nil)
 	key := newUserKey(t)
 	port := freeSSHPort(t)
-	task := newTask(t, port, &TaskConfig{
-		Image:   testImage,
-		Command: "/bin/sh",
-		Args:    []string{"-c", "while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
-	})
+	task := newSleepingSSHTask(t, port, key)
 	task.User = "1000:1000"
 	d.startTask(t, task)
 
@@ -327,12 +317,7 @@ func TestDriver_MemoryLimitAndOOMKill(t *testing.T) {
 func TestDriver_MemoryMaxIsTheLimit(t *testing.T) {
 	d := newTestDriver(t, nil)
 	key := newUserKey(t)
-	task := newTask(t, freeSSHPort(t), &TaskConfig{
-		Image:   testImage,
-		Command: "/bin/sh",
-		Args:    []string{"-c", "while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
-	})
+	task := newSleepingSSHTask(t, freeSSHPort(t), key)
 	task.Resources.NomadResources.Memory.MemoryMB = 64
 	task.Resources.NomadResources.Memory.MemoryMaxMB = 128
 	handle, _ := d.startTask(t, task)
@@ -373,12 +358,7 @@ func TestDriver_TaskDirectoriesMounted(t *testing.T) {
 	d := newTestDriver(t, nil)
 	key := newUserKey(t)
 	port := freeSSHPort(t)
-	task := newTask(t, port, &TaskConfig{
-		Image:   testImage,
-		Command: "/bin/sh",
-		Args:    []string{"-c", "while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
-	})
+	task := newSleepingSSHTask(t, port, key)
 	d.startTask(t, task)
 
 	// files that Nomad writes into the task's directories on the host
@@ -480,12 +460,7 @@ func TestDriver_PrivilegedNeedsPluginConsent(t *testing.T) {
 func TestDriver_StartRemovesContainerOfEarlierStart(t *testing.T) {
 	d := newTestDriver(t, nil)
 	key := newUserKey(t)
-	task := newTask(t, freeSSHPort(t), &TaskConfig{
-		Image:   testImage,
-		Command: "/bin/sh",
-		Args:    []string{"-c", "while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
-	})
+	task := newSleepingSSHTask(t, freeSSHPort(t), key)
 
 	// a container that an earlier start of the same task left running, as
 	// when the plugin is killed in StartTask after the engine started it

@@ -160,12 +160,7 @@ func TestFingerprint_MetadataOutageKeepsLastAddress(t *testing.T) {
 
 	// a task started during the outage gets the last address
 	key := newUserKey(t)
-	task := newTask(t, freeSSHPort(t), &TaskConfig{
-		Image:   testImage,
-		Command: "/bin/sh",
-		Args:    []string{"-c", "while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
-	})
+	task := newSleepingSSHTask(t, freeSSHPort(t), key)
 	handle, _ := d.startTask(t, task)
 	state := taskState(t, handle)
 	require.Equal(t, "198.51.100.7", state.SSH.Host)

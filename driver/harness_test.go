@@ -153,6 +153,18 @@ func newTask(t testing.TB, port int, taskConfig *TaskConfig) *drivers.TaskConfig
 	return task
 }
 
+// newSleepingSSHTask returns a task of the test image that runs until it
+// is stopped, with an ssh block for key on port.
+func newSleepingSSHTask(t testing.TB, port int, key *userKey) *drivers.TaskConfig {
+	t.Helper()
+	return newTask(t, port, &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+	})
+}
+
 // taskState returns the driver state of a started task.
 func taskState(t testing.TB, handle *drivers.TaskHandle) TaskState {
 	t.Helper()

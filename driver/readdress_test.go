@@ -21,12 +21,7 @@ func TestAddressChange_RunningTaskGetsNewCommand(t *testing.T) {
 	})
 	key := newUserKey(t)
 	port := freeSSHPort(t)
-	task := newTask(t, port, &TaskConfig{
-		Image:   testImage,
-		Command: "/bin/sh",
-		Args:    []string{"-c", "while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
-	})
+	task := newSleepingSSHTask(t, port, key)
 	d.startTask(t, task)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

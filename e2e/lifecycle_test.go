@@ -20,36 +20,10 @@ import (
 	"github.com/sshrerun/nomad-driver-sshrerun/e2e/harness"
 )
 
-// lifecycleJob runs a job script that prints to both streams, traps
-// SIGUSR1, prints "said N" each time /tmp/say appears, and exits with
-// code 3 once /tmp/finish appears.
-const lifecycleJob = `
-variable "authorized_key" {
-  type = string
-}
-
-job %q {
-  datacenters = ["*"]
-  type        = "batch"
-
-  group "g" {
-    network {
-      port "ssh" {}
-    }
-
-    restart {
-      attempts = 0
-      mode     = "fail"
-    }
-
-    task "work" {
-      driver = "sshrerun"
-
-      config {
-        image   = "nomad-driver-sshrerun/busybox:local"
-        command = "/bin/sh"
-        args = ["-c", <<EOT
-trap 'echo got-usr1 > /tmp/usr1' USR1
+// lifecycleScript prints to both streams, traps SIGUSR1, prints "said N"
+// each time /tmp/say appears, and exits with code 3 once /tmp/finish
+// appears.
+const lifecycleScript = `trap 'echo got-usr1 > /tmp/usr1' USR1
 echo out-1
 echo err-1 >&2
 n=0
@@ -58,27 +32,15 @@ while [ ! -e /tmp/finish ]; do
   sleep 0.1
 done
 exit 3
-EOT
-        ]
-
-        ssh {
-          port            = "ssh"
-          authorized_keys = [var.authorized_key]
-
-          # the task ends with its command, with no wait for a connection
-          wait_for_connection = "0s"
-        }
-      }
-
-      resources {
-        cpu    = 100
-        memory = 64
-      }
-    }
-  }
-}
 `
 
+// lifecycleJob returns a batch job that runs lifecycleScript, with no
+// wait for an SSH connection after it exits.
+func lifecycleJob(jobID string) string {
+	return fmt.Sprintf(holdJob, jobID, lifecycleScript, "0s", "2h")
+}
+
+// runLifecycleJob runs lifecycleJob and returns its task once SSH is up.
 // task is one running lifecycle job.
 type task struct {
 	jobID       string
@@ -89,27 +51,7 @@ type task struct {
 
 func (e *env) runLifecycleJob(t *testing.T, jobID string) *task {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	_, err := e.agent.RunJobHCL(fmt.Sprintf(lifecycleJob, jobID), fmt.Sprintf("authorized_key = %q\n", e.key.AuthorizedKey))
-	require.NoError(t, err)
-	allocID, event, err := e.agent.WaitForReady(ctx, jobID, "work")
-	if allocID != "" {
-		t.Cleanup(func() {
-			cleanupCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_ = harness.RemoveContainers(cleanupCtx, e.docker, allocID)
-		})
-	}
-	require.NoError(t, err)
-
-	port, err := strconv.Atoi(event.Details["ssh_port"])
-	require.NoError(t, err)
-	ids, err := harness.Containers(ctx, e.docker, allocID)
-	require.NoError(t, err)
-	require.Len(t, ids, 1)
-	return &task{jobID: jobID, allocID: allocID, port: port, containerID: ids[0]}
+	return e.runHoldJob(t, jobID, lifecycleScript, "0s", "2h")
 }
 
 // ssh runs command in the task's container over OpenSSH.

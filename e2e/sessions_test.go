@@ -22,8 +22,8 @@ import (
 	"github.com/sshrerun/nomad-driver-sshrerun/e2e/harness"
 )
 
-// holdJob runs script with the given SSH hold settings; %s are the job
-// ID, the script, wait_for_connection and max_session.
+// holdJob is a batch job that runs a script with SSH on; its verbs are
+// the job ID, the script, wait_for_connection and max_session.
 const holdJob = `
 variable "authorized_key" {
   type = string
@@ -68,10 +68,12 @@ job %q {
 }
 `
 
+// runHoldJob runs holdJob and returns its task once SSH is up.
 func (e *env) runHoldJob(t *testing.T, jobID, script, wait, maxSession string) *task {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+
 	_, err := e.agent.RunJobHCL(fmt.Sprintf(holdJob, jobID, script, wait, maxSession), fmt.Sprintf("authorized_key = %q\n", e.key.AuthorizedKey))
 	require.NoError(t, err)
 	allocID, event, err := e.agent.WaitForReady(ctx, jobID, "work")
@@ -83,9 +85,13 @@ func (e *env) runHoldJob(t *testing.T, jobID, script, wait, maxSession string) *
 		})
 	}
 	require.NoError(t, err)
+
 	port, err := strconv.Atoi(event.Details["ssh_port"])
 	require.NoError(t, err)
-	return &task{jobID: jobID, allocID: allocID, port: port}
+	ids, err := harness.Containers(ctx, e.docker, allocID)
+	require.NoError(t, err)
+	require.Len(t, ids, 1)
+	return &task{jobID: jobID, allocID: allocID, port: port, containerID: ids[0]}
 }
 
 // waitForEvent polls the task's events until one contains text.
@@ -256,7 +262,7 @@ func TestSessions_FileCopyAndForwarding(t *testing.T) {
 	}
 	require.Equal(t, "served-inside\n", body)
 
-	// agent forwarding is off: the session sees no agent socket
+	// agent forwarding is off: the session has no agent socket
 	agentArgs := append(append([]string{"-p", strconv.Itoa(tk.port), "-A"}, common...), "root@127.0.0.1", "echo agent=$SSH_AUTH_SOCK")
 	out, err = exec.CommandContext(ctx, "ssh", agentArgs...).CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -309,7 +315,7 @@ func TestSSHCommand_PrintsAndRuns(t *testing.T) {
 	require.Contains(t, out, `has no task "other" (tasks: work)`)
 
 	// a task that is not running yet: its image pull hangs on a listener
-	// that accepts connections and never answers
+	// that accepts connections and never responds
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { silent.Close() })
@@ -322,7 +328,7 @@ func TestSSHCommand_PrintsAndRuns(t *testing.T) {
 			t.Cleanup(func() { conn.Close() })
 		}
 	}()
-	pendingJob := strings.Replace(fmt.Sprintf(lifecycleJob, "pending"), "nomad-driver-sshrerun/busybox:local", silent.Addr().String()+"/sshrerun/never:1", 1)
+	pendingJob := strings.Replace(lifecycleJob("pending"), "nomad-driver-sshrerun/busybox:local", silent.Addr().String()+"/sshrerun/never:1", 1)
 	_, err = e.agent.RunJobHCL(pendingJob, fmt.Sprintf("authorized_key = %q\n", e.key.AuthorizedKey))
 	require.NoError(t, err)
 	var pendingAlloc string

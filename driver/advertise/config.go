@@ -44,14 +44,17 @@ const (
 	DefaultAzureEndpoint = "http://169.254.169.254"
 )
 
+// endpointFix is the fix that an invalid endpoint's error gives.
+const endpointFix = "set a base URL with only a scheme, a host and a port, such as http://127.0.0.1:1338, or leave the option unset for the default"
+
 const (
 	// endpointEnvVar is the variable that imds.New reads when Options.Endpoint
 	// is empty.
 	endpointEnvVar = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 
-	// sdkDefaultEndpoint is the endpoint that imds.New uses when neither
+	// DefaultIMDSEndpoint is the endpoint that imds.New uses when neither
 	// Options.Endpoint nor endpointEnvVar is set.
-	sdkDefaultEndpoint = "http://169.254.169.254"
+	DefaultIMDSEndpoint = "http://169.254.169.254"
 )
 
 // Config is filled from the plugin block of the Nomad client config.
@@ -62,7 +65,7 @@ type Config struct {
 
 	// IMDSEndpoint is the base URL of the instance metadata service. "" means
 	// the SDK default, which is AWS_EC2_METADATA_SERVICE_ENDPOINT when set and
-	// http://169.254.169.254 otherwise.
+	// DefaultIMDSEndpoint otherwise.
 	IMDSEndpoint string
 
 	// IMDSTimeout is the maximum duration of the lookups at one cloud's
@@ -171,7 +174,7 @@ func configuredEndpoint(name, configured, fallback string) (string, error) {
 		return fallback, nil
 	}
 	if err := validateEndpoint(configured); err != nil {
-		return "", fmt.Errorf("%s %q is invalid: %w; set a base URL such as %s", name, configured, err, fallback)
+		return "", fmt.Errorf("%s %q is invalid: %w; %s", name, configured, err, endpointFix)
 	}
 	return strings.TrimSuffix(configured, "/"), nil
 }
@@ -186,11 +189,11 @@ func effectiveEndpoint(configured string) (string, error) {
 		endpoint, origin = os.Getenv(endpointEnvVar), endpointEnvVar
 	}
 	if endpoint == "" {
-		return sdkDefaultEndpoint, nil
+		return DefaultIMDSEndpoint, nil
 	}
 
 	if err := validateEndpoint(endpoint); err != nil {
-		return "", fmt.Errorf("%s %q is invalid: %w; set a base URL such as %s", origin, endpoint, err, sdkDefaultEndpoint)
+		return "", fmt.Errorf("%s %q is invalid: %w; %s", origin, endpoint, err, endpointFix)
 	}
 	return strings.TrimSuffix(endpoint, "/"), nil
 }

@@ -21,7 +21,7 @@ func TestNewResolver_RejectsInvalidConfig(t *testing.T) {
 		{
 			name:    "unsupported scheme",
 			cfg:     Config{IMDSEndpoint: "ftp://127.0.0.1"},
-			wantErr: `IMDS endpoint "ftp://127.0.0.1" is invalid: the scheme must be http or https; set a base URL such as http://169.254.169.254`,
+			wantErr: `IMDS endpoint "ftp://127.0.0.1" is invalid: the scheme must be http or https; ` + endpointFix,
 		},
 		{
 			name:    "missing scheme",
@@ -66,17 +66,17 @@ func TestNewResolver_RejectsInvalidConfig(t *testing.T) {
 		{
 			name:    "GCE endpoint with a path",
 			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", GCEEndpoint: "http://127.0.0.1:1339/computeMetadata/v1"},
-			wantErr: `GCE endpoint "http://127.0.0.1:1339/computeMetadata/v1" is invalid: a path is not supported; set a base URL such as http://metadata.google.internal`,
+			wantErr: `GCE endpoint "http://127.0.0.1:1339/computeMetadata/v1" is invalid: a path is not supported; ` + endpointFix,
 		},
 		{
 			name:    "GCE endpoint without scheme",
-			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", GCEEndpoint: "metadata.google.internal"},
-			wantErr: `GCE endpoint "metadata.google.internal" is invalid: the scheme must be http or https`,
+			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", GCEEndpoint: "gce-metadata.invalid"},
+			wantErr: `GCE endpoint "gce-metadata.invalid" is invalid: the scheme must be http or https`,
 		},
 		{
 			name:    "Azure endpoint with a query",
 			cfg:     Config{IMDSEndpoint: "http://127.0.0.1:1338", AzureEndpoint: "http://127.0.0.1:1340?api-version=2021-02-01"},
-			wantErr: `Azure endpoint "http://127.0.0.1:1340?api-version=2021-02-01" is invalid: a query or fragment is not supported; set a base URL such as http://169.254.169.254`,
+			wantErr: `Azure endpoint "http://127.0.0.1:1340?api-version=2021-02-01" is invalid: a query or fragment is not supported; ` + endpointFix,
 		},
 		{
 			name:    "user info",
@@ -125,8 +125,8 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.OverrideFile != "/etc/circleci/public-ipv4" {
 		t.Errorf("OverrideFile = %q, want /etc/circleci/public-ipv4", cfg.OverrideFile)
 	}
-	if cfg.IMDSEndpoint != "http://169.254.169.254" {
-		t.Errorf("IMDSEndpoint = %q, want the SDK default http://169.254.169.254", cfg.IMDSEndpoint)
+	if cfg.IMDSEndpoint != DefaultIMDSEndpoint {
+		t.Errorf("IMDSEndpoint = %q, want the SDK default %s", cfg.IMDSEndpoint, DefaultIMDSEndpoint)
 	}
 	if cfg.IMDSTimeout != 5*time.Second {
 		t.Errorf("IMDSTimeout = %s, want 5s", cfg.IMDSTimeout)
@@ -140,11 +140,11 @@ func TestConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Clouds, []string{"aws"}) {
 		t.Errorf("Clouds = %q, want [aws]", cfg.Clouds)
 	}
-	if cfg.GCEEndpoint != "http://metadata.google.internal" {
-		t.Errorf("GCEEndpoint = %q, want http://metadata.google.internal", cfg.GCEEndpoint)
+	if cfg.GCEEndpoint != DefaultGCEEndpoint {
+		t.Errorf("GCEEndpoint = %q, want %s", cfg.GCEEndpoint, DefaultGCEEndpoint)
 	}
-	if cfg.AzureEndpoint != "http://169.254.169.254" {
-		t.Errorf("AzureEndpoint = %q, want http://169.254.169.254", cfg.AzureEndpoint)
+	if cfg.AzureEndpoint != DefaultAzureEndpoint {
+		t.Errorf("AzureEndpoint = %q, want %s", cfg.AzureEndpoint, DefaultAzureEndpoint)
 	}
 }
 
@@ -193,11 +193,11 @@ func TestNewResolver_CloudsInOrder(t *testing.T) {
 		t.Errorf("clouds = %q, want [gce azure aws]", names)
 	}
 	gce := resolver.clouds[0].(*headerMetadataSource)
-	if want := "http://metadata.google.internal/computeMetadata/v1/instance/network-interfaces/0/access-configs/0/external-ip"; gce.url != want {
+	if want := DefaultGCEEndpoint + "/computeMetadata/v1/instance/network-interfaces/0/access-configs/0/external-ip"; gce.url != want {
 		t.Errorf("GCE URL = %q, want %q", gce.url, want)
 	}
 	azure := resolver.clouds[1].(*headerMetadataSource)
-	if want := "http://169.254.169.254/metadata/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress?api-version=2021-02-01&format=text"; azure.url != want {
+	if want := DefaultAzureEndpoint + "/metadata/instance/network/interface/0/ipv4/ipAddress/0/publicIpAddress?api-version=2021-02-01&format=text"; azure.url != want {
 		t.Errorf("Azure URL = %q, want %q", azure.url, want)
 	}
 }

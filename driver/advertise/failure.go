@@ -15,7 +15,7 @@ var errEmptyBody = errors.New("the response body is empty")
 
 // failureContext holds what the error of a failed metadata request names.
 type failureContext struct {
-	origin       string // for example "instance metadata public-ipv4 (http://169.254.169.254)"
+	origin       string // for example "instance metadata public-ipv4 (http://127.0.0.1:1338)"
 	service      string // for example "the instance metadata service"
 	enableHint   string // how to turn the service on after a 403
 	timeout      time.Duration

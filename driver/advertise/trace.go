@@ -47,7 +47,7 @@ type Step struct {
 	// OutcomeFailed and OutcomeSkipped.
 	Outcome string
 
-	// Reason is why the step had its outcome. For a failure it is the
+	// Reason is the cause of the step's outcome. For a failure it is the
 	// error text.
 	Reason string
 

@@ -34,9 +34,10 @@ func parseAuthorizedKey(entry string) (ssh.PublicKey, error) {
 		return nil, fmt.Errorf(`entry is empty; set one OpenSSH public key line such as "ssh-ed25519 AAAA... user@host"`)
 	}
 
-	// x/crypto's parser skips lines it cannot parse and reads a first field
-	// that is not a key type as options, so an entry must be one line that
-	// starts with its key type, or a dropped line could hide a restriction
+	// x/crypto's parser skips lines it cannot parse, and it reads a first
+	// field that is not a key type as options. An entry must therefore be
+	// one line that starts with its key type, so no dropped text can hide a
+	// restriction.
 	trimmed := strings.TrimSpace(entry)
 	if strings.ContainsAny(trimmed, "\r\n") {
 		return nil, fmt.Errorf("entry contains more than one line; put each key in its own entry")

@@ -45,78 +45,6 @@ type Agent struct {
 	drivers []string
 }
 
-// agentConfig is the agent's HCL config. The client's options deny the
-// cloud fingerprinters, and StartAgent points their URLs at a closed
-// loopback port as well: without both, Nomad queries the metadata
-// addresses at start.
-const agentConfig = `
-data_dir             = %q
-bind_addr            = "127.0.0.1"
-plugin_dir           = %q
-log_level            = "DEBUG"
-disable_update_check = true
-
-advertise {
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
-}
-
-ports {
-  http = %d
-  rpc  = %d
-  serf = %d
-}
-
-server {
-  enabled          = true
-  bootstrap_expect = 1
-}
-
-client {
-  enabled           = true
-  servers           = ["127.0.0.1:%d"]
-  network_interface = "lo"
-  min_dynamic_port  = 64535
-  max_dynamic_port  = 65535
-
-  options = {
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
-  }
-}
-
-consul {
-  auto_advertise   = false
-  server_auto_join = false
-  client_auto_join = false
-}
-
-plugin "nomad-driver-sshrerun" {
-  config {
-    advertise {
-      override_file    = %q
-      imds_endpoint    = %q
-      imds_timeout     = "2s"
-      refresh_interval = "5s"
-    }
-  }
-}
-
-# the built-in docker driver must not delete the locally built images:
-# no registry is reachable to pull them again
-plugin "docker" {
-  config {
-    gc {
-      image = false
-    }
-
-    volumes {
-      enabled = %t
-    }
-  }
-}
-`
-
 // StartAgent writes the config and starts `nomad agent`, then waits until
 // the client is ready and the sshrerun driver is healthy.
 func StartAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
@@ -135,8 +63,16 @@ func StartAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
 		return nil, fmt.Errorf("failed to create the agent's data dir: %w", err)
 	}
 	configPath := filepath.Join(opts.Dir, "agent.hcl")
-	config := fmt.Sprintf(agentConfig, dataDir, filepath.Dir(PluginBinary()),
-		httpPort, rpcPort, serfPort, rpcPort, opts.OverrideFile, opts.IMDSEndpoint, opts.DockerVolumes)
+	config := agentHCL{
+		DataDir: dataDir, HTTP: httpPort, RPC: rpcPort, Serf: serfPort,
+		Server: true,
+		Client: &clientHCL{
+			Servers: []string{"127.0.0.1:" + strconv.Itoa(rpcPort)},
+			MinPort: 64535, MaxPort: 65535,
+			OverrideFile: opts.OverrideFile, IMDSEndpoint: opts.IMDSEndpoint,
+			DockerVolumes: opts.DockerVolumes,
+		},
+	}.render()
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, fmt.Errorf("failed to write the agent config: %w", err)
 	}

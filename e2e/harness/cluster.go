@@ -29,98 +29,6 @@ type Cluster struct {
 	Clients []*Agent
 }
 
-const serverConfig = `
-name                 = "server"
-data_dir             = %q
-bind_addr            = "127.0.0.1"
-log_level            = "DEBUG"
-disable_update_check = true
-
-advertise {
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
-}
-
-ports {
-  http = %d
-  rpc  = %d
-  serf = %d
-}
-
-server {
-  enabled          = true
-  bootstrap_expect = 1
-}
-
-consul {
-  auto_advertise   = false
-  server_auto_join = false
-  client_auto_join = false
-}
-`
-
-// clientConfig is a client-only agent. As in agentConfig, it denies the
-// cloud fingerprinters, and startProcess points their URLs at a closed
-// loopback port.
-const clientConfig = `
-name                 = %q
-data_dir             = %q
-bind_addr            = "127.0.0.1"
-plugin_dir           = %q
-log_level            = "DEBUG"
-disable_update_check = true
-
-advertise {
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
-}
-
-ports {
-  http = %d
-  rpc  = %d
-  serf = %d
-}
-
-client {
-  enabled           = true
-  servers           = [%q]
-  network_interface = "lo"
-  min_dynamic_port  = %d
-  max_dynamic_port  = %d
-
-  options = {
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
-  }
-}
-
-consul {
-  auto_advertise   = false
-  server_auto_join = false
-  client_auto_join = false
-}
-
-plugin "nomad-driver-sshrerun" {
-  config {
-    advertise {
-      override_file    = %q
-      imds_endpoint    = %q
-      imds_timeout     = "2s"
-      refresh_interval = "5s"
-    }
-  }
-}
-
-plugin "docker" {
-  config {
-    gc {
-      image = false
-    }
-  }
-}
-`
-
 // StartCluster starts a server and one client agent per entry of clients,
 // and waits until every client is ready with a healthy sshrerun driver.
 func StartCluster(ctx context.Context, dir string, clients []ClientOptions) (*Cluster, error) {
@@ -133,7 +41,10 @@ func StartCluster(ctx context.Context, dir string, clients []ClientOptions) (*Cl
 	if err := os.MkdirAll(filepath.Join(serverDir, "data"), 0o700); err != nil {
 		return nil, err
 	}
-	config := fmt.Sprintf(serverConfig, filepath.Join(serverDir, "data"), ports[0], ports[1], ports[2])
+	config := agentHCL{
+		Name: "server", DataDir: filepath.Join(serverDir, "data"),
+		HTTP: ports[0], RPC: ports[1], Serf: ports[2], Server: true,
+	}.render()
 	server, err := startConfiguredAgent(serverDir, config, "127.0.0.1:"+strconv.Itoa(ports[0]))
 	if err != nil {
 		return nil, err
@@ -152,9 +63,15 @@ func StartCluster(ctx context.Context, dir string, clients []ClientOptions) (*Cl
 			cluster.Stop()
 			return nil, err
 		}
-		config := fmt.Sprintf(clientConfig, opts.Name, filepath.Join(clientDir, "data"), filepath.Dir(PluginBinary()),
-			clientPorts[0], clientPorts[1], clientPorts[2], serverRPC, opts.MinPort, opts.MaxPort,
-			opts.OverrideFile, opts.IMDSEndpoint)
+		config := agentHCL{
+			Name: opts.Name, DataDir: filepath.Join(clientDir, "data"),
+			HTTP: clientPorts[0], RPC: clientPorts[1], Serf: clientPorts[2],
+			Client: &clientHCL{
+				Servers: []string{serverRPC},
+				MinPort: opts.MinPort, MaxPort: opts.MaxPort,
+				OverrideFile: opts.OverrideFile, IMDSEndpoint: opts.IMDSEndpoint,
+			},
+		}.render()
 		client, err := startConfiguredAgent(clientDir, config, "127.0.0.1:"+strconv.Itoa(clientPorts[0]))
 		if err != nil {
 			cluster.Stop()
