@@ -20,6 +20,9 @@ const (
 	// DefaultDockerEndpoint is where the Docker engine listens on Linux.
 	DefaultDockerEndpoint = "unix:///var/run/docker.sock"
 
+	// DefaultInitDir is where the plugin installs the init that it carries.
+	DefaultInitDir = "/var/lib/nomad-driver-sshrerun"
+
 	// DefaultPullActivityTimeout is how long a pull may go without progress
 	// before it is cancelled.
 	DefaultPullActivityTimeout = 2 * time.Minute
@@ -61,6 +64,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"allow_privileged": hclspec.NewDefault(
 		hclspec.NewAttr("allow_privileged", "bool", false),
 		hclspec.NewLiteral("false"),
+	),
+	"init_dir": hclspec.NewDefault(
+		hclspec.NewAttr("init_dir", "string", false),
+		hclspec.NewLiteral(`"`+DefaultInitDir+`"`),
 	),
 	"pull_activity_timeout": hclspec.NewDefault(
 		hclspec.NewAttr("pull_activity_timeout", "string", false),
@@ -141,6 +148,7 @@ var capabilities = &drivers.Capabilities{
 type PluginConfig struct {
 	DockerEndpoint      string           `codec:"docker_endpoint"`
 	AllowPrivileged     bool             `codec:"allow_privileged"`
+	InitDir             string           `codec:"init_dir"`
 	PullActivityTimeout string           `codec:"pull_activity_timeout"`
 	Advertise           *AdvertiseConfig `codec:"advertise"`
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/advertise"
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/initbin"
 )
 
 // Driver is the sshrerun task driver.
@@ -42,8 +43,13 @@ type Driver struct {
 	lastGood lastGood
 
 	// initBinary is the host path of the static binary that is mounted into
-	// containers as their init. It is this plugin's own executable.
+	// containers as their init: the init that the plugin carries, once
+	// SetConfig installed it, or else this plugin's own executable. mu
+	// guards it.
 	initBinary string
+
+	// embeddedInit is the init that the plugin carries, or nil.
+	embeddedInit []byte
 }
 
 // NewPlugin returns the driver, ready for SetConfig.
@@ -57,12 +63,13 @@ func NewPlugin(logger hclog.Logger) *Driver {
 	}
 
 	return &Driver{
-		eventer:    eventer.NewEventer(ctx, logger),
-		ctx:        ctx,
-		cancel:     cancel,
-		logger:     logger,
-		tasks:      newTaskStore(),
-		initBinary: initBinary,
+		eventer:      eventer.NewEventer(ctx, logger),
+		ctx:          ctx,
+		cancel:       cancel,
+		logger:       logger,
+		tasks:        newTaskStore(),
+		initBinary:   initBinary,
+		embeddedInit: initbin.Embedded(),
 	}
 }
 
@@ -104,6 +111,11 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return fmt.Errorf("plugin config advertise: %w", err)
 	}
 
+	if err := d.installInit(settings.initDir); err != nil {
+		_ = docker.Close()
+		return err
+	}
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.docker != nil {
@@ -115,6 +127,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 
 	d.logger.Info("plugin configured",
 		"docker_endpoint", settings.dockerEndpoint,
+		"init_dir", settings.initDir,
 		"override_file", advConfig.OverrideFile,
 		"imds_endpoint", advConfig.IMDSEndpoint,
 		"imds_timeout", advConfig.IMDSTimeout.String(),

@@ -40,21 +40,23 @@ type testDriver struct {
 // override file that holds 127.0.0.1.
 func newTestDriver(t *testing.T, pluginConfig map[string]interface{}) *testDriver {
 	t.Helper()
+	return newTestDriverWith(t, pluginConfig, nil)
+}
+
+// newTestDriverWith is newTestDriver with setup, which changes the driver
+// before Nomad configures it.
+func newTestDriverWith(t *testing.T, pluginConfig map[string]interface{}, setup func(*Driver)) *testDriver {
+	t.Helper()
 	if pluginConfig == nil {
-		override := filepath.Join(t.TempDir(), "public-ipv4")
-		require.NoError(t, os.WriteFile(override, []byte("127.0.0.1\n"), 0o644))
-		pluginConfig = map[string]interface{}{
-			"advertise": map[string]interface{}{
-				"override_file": override,
-				// never used while the override file exists
-				"imds_endpoint": "http://127.0.0.1:9",
-			},
-		}
+		pluginConfig = defaultTestPluginConfig(t)
 	}
 
 	logger := testlog.HCLogger(t)
 	impl := NewPlugin(logger)
 	impl.initBinary = testInitBinary
+	if setup != nil {
+		setup(impl)
+	}
 	harness := dtestutil.NewDriverHarness(t, impl)
 	t.Cleanup(func() {
 		impl.Shutdown()
@@ -83,6 +85,21 @@ func newTestDriver(t *testing.T, pluginConfig map[string]interface{}) *testDrive
 	t.Cleanup(func() { docker.Close() })
 
 	return &testDriver{DriverHarness: dispensed, impl: impl, docker: docker}
+}
+
+// defaultTestPluginConfig returns an advertise block with an override file
+// that holds 127.0.0.1.
+func defaultTestPluginConfig(t *testing.T) map[string]interface{} {
+	t.Helper()
+	override := filepath.Join(t.TempDir(), "public-ipv4")
+	require.NoError(t, os.WriteFile(override, []byte("127.0.0.1\n"), 0o644))
+	return map[string]interface{}{
+		"advertise": map[string]interface{}{
+			"override_file": override,
+			// never used while the override file exists
+			"imds_endpoint": "http://127.0.0.1:9",
+		},
+	}
 }
 
 // userKey is a generated SSH user key.

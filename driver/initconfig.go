@@ -24,8 +24,9 @@ const initLogLevel = "warn"
 // and containerSpec.SSH for a task with an ssh block. It returns what the
 // ready event reports, or nil without an ssh block.
 func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, settings *settings, resolver *advertise.Resolver) (*SSHState, error) {
-	if d.initBinary == "" {
-		return nil, fmt.Errorf("the plugin could not find its own executable, which containers run as their init; check the agent log at start")
+	initBinary, err := d.currentInit(settings.initDir)
+	if err != nil {
+		return nil, err
 	}
 
 	initConfig := sshserver.Config{
@@ -69,7 +70,7 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 	if err := writeInitConfig(configPath, &initConfig, uid, gid); err != nil {
 		return nil, err
 	}
-	containerSpec.Init.Binary = d.initBinary
+	containerSpec.Init.Binary = initBinary
 	containerSpec.Init.Config = configPath
 	return sshState, nil
 }

@@ -21,11 +21,11 @@ import (
 // builds: no SSH server and no /etc/passwd.
 const testImage = "nomad-driver-sshrerun/busybox:local"
 
-// testInitBinary is the static plugin binary, built once for the package,
-// which the driver mounts into containers as their init.
+// testInitBinary is the container init that the plugin embeds, built once
+// for the package, which the driver mounts into containers.
 var testInitBinary string
 
-// TestMain builds the plugin binary and checks the Docker engine and the
+// TestMain builds the container init and checks the Docker engine and the
 // test image. After the tests, no container of any allocation that the
 // tests created may remain.
 func TestMain(m *testing.M) {
@@ -40,11 +40,11 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 
-	testInitBinary = filepath.Join(dir, "nomad-driver-sshrerun")
-	build := exec.Command("go", "build", "-trimpath", "-o", testInitBinary, "../plugin")
+	testInitBinary = filepath.Join(dir, "sshrerun-init")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", testInitBinary, "../plugin/containerinit")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "failed to build the plugin binary: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "failed to build the container init: %v\n%s", err, out)
 		return 1
 	}
 

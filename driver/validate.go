@@ -3,6 +3,7 @@ package driver
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 type settings struct {
 	dockerEndpoint      string
 	allowPrivileged     bool
+	initDir             string
 	pullActivityTimeout time.Duration
 	family              advertise.Family
 	advertise           advertise.Config
@@ -35,6 +37,14 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 	}
 	if err := validateDockerEndpoint(endpoint); err != nil {
 		return nil, err
+	}
+
+	initDir := cfg.InitDir
+	if initDir == "" {
+		initDir = DefaultInitDir
+	}
+	if !filepath.IsAbs(initDir) {
+		return nil, fmt.Errorf("plugin config init_dir = %q is not an absolute path; give the full path of a directory that only the Nomad client's user can write, for example %q", cfg.InitDir, DefaultInitDir)
 	}
 
 	pullTimeout, err := parsePositiveDuration("pull_activity_timeout", cfg.PullActivityTimeout, DefaultPullActivityTimeout)
@@ -77,6 +87,7 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		family:              family,
 		dockerEndpoint:      endpoint,
 		allowPrivileged:     cfg.AllowPrivileged,
+		initDir:             filepath.Clean(initDir),
 		pullActivityTimeout: pullTimeout,
 		advertise: advertise.Config{
 			OverrideFile:      overrideFile,

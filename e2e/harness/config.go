@@ -26,6 +26,10 @@ type clientHCL struct {
 	OverrideFile     string
 	IMDSEndpoint     string
 	DockerVolumes    bool
+
+	// InitDir is the plugin's init_dir; render sets it inside the agent's
+	// data dir, so that the tests leave nothing outside their folders.
+	InitDir string
 }
 
 // render returns the agent's HCL config. A client denies the cloud
@@ -71,7 +75,9 @@ server {
 `)
 	}
 	if c.Client != nil {
-		b.WriteString(c.Client.render())
+		client := *c.Client
+		client.InitDir = filepath.Join(c.DataDir, "sshrerun-init")
+		b.WriteString(client.render())
 	}
 	return b.String()
 }
@@ -96,6 +102,8 @@ client {
 
 plugin "nomad-driver-sshrerun" {
   config {
+    init_dir = %q
+
     advertise {
       override_file    = %q
       imds_endpoint    = %q
@@ -118,7 +126,7 @@ plugin "docker" {
     }
   }
 }
-`, strings.Join(servers, ", "), c.MinPort, c.MaxPort, c.OverrideFile, c.IMDSEndpoint, c.DockerVolumes)
+`, strings.Join(servers, ", "), c.MinPort, c.MaxPort, c.InitDir, c.OverrideFile, c.IMDSEndpoint, c.DockerVolumes)
 }
 
 // pluginDir is the agents' plugin_dir: the folder of PluginBinary, which

@@ -152,6 +152,13 @@ func PluginBinary() string {
 func NomadBinary() string { return filepath.Join(RepoRoot(), ".cache", "tools", "nomad") }
 func MockBinary() string  { return filepath.Join(RepoRoot(), ".cache", "tools", "ec2-metadata-mock") }
 
+// InitBinary is the container init that `make build` embeds into the
+// plugin. The benchmarks mount it into the containers of raw Docker and of
+// Nomad's docker driver, so that all three run the same init.
+func InitBinary() string {
+	return filepath.Join(RepoRoot(), "driver", "initbin", "sshrerun-init")
+}
+
 // TestImage is the busybox image that hack/images/busybox.sh builds.
 const TestImage = "nomad-driver-sshrerun/busybox:local"
 

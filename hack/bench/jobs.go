@@ -56,7 +56,7 @@ job %q {
 }
 `
 
-// dockerJob runs container-init from the mounted plugin binary with the
+// dockerJob runs the mounted container init with the
 // bench's init config, the same SSH server and command as the raw Docker
 // container. The image is local and force_pull is off, so nothing is
 // pulled.
@@ -80,7 +80,7 @@ func dockerJob(round int, configPath string) string {
           readonly = true
         }`,
 		harness.TestImage, initBinaryPath, initConfigPath,
-		harness.PluginBinary(), initBinaryPath, configPath, initConfigPath)
+		harness.InitBinary(), initBinaryPath, configPath, initConfigPath)
 	return fmt.Sprintf(jobTemplate, "bench-docker-"+strconv.Itoa(round), "docker", config)
 }
 

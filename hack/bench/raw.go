@@ -105,7 +105,7 @@ func startRaw(ctx context.Context, docker *client.Client, tracker *containerTrac
 	hostConfig := &container.HostConfig{
 		PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(hostPort)}}},
 		Mounts: []mount.Mount{
-			{Type: mount.TypeBind, Source: harness.PluginBinary(), Target: initBinaryPath, ReadOnly: true},
+			{Type: mount.TypeBind, Source: harness.InitBinary(), Target: initBinaryPath, ReadOnly: true},
 			{Type: mount.TypeBind, Source: configPath, Target: initConfigPath, ReadOnly: true},
 		},
 	}
