@@ -1,18 +1,19 @@
 // Command bench measures how long a job container takes from start to a
 // reachable SSH server: the time until the host port on 127.0.0.1 sends the
 // `SSH-2.0-` banner. It compares three ways to start the same busybox image
-// with the same SSH server, the plugin binary's container-init:
+// with the same SSH server, the container init that the plugin embeds:
 //
 //   - raw Docker: ContainerCreate and ContainerStart through the Docker
 //     Engine API, timed from the create request;
-//   - Nomad's docker driver: a job that mounts the plugin binary and runs
-//     container-init itself, timed from the job's Register request;
+//   - Nomad's docker driver: a job that mounts the init and runs it itself,
+//     timed from the job's Register request;
 //   - the sshrerun driver: a job with an ssh block, timed from Register.
 //
 // Both Nomad jobs run on one Nomad v1.6.3 agent (server and client) on
-// 127.0.0.1 that this program starts and stops. The runs are interleaved
-// (raw, docker, sshrerun, raw, ...), and every container is gone before the
-// next run starts.
+// 127.0.0.1 that this program starts and stops. The runs are interleaved:
+// each round starts raw Docker, then the two Nomad drivers in an order that
+// alternates from round to round. Every container is gone before the next
+// run starts. The report adds a round-by-round comparison of the drivers.
 //
 // Run it with `make bench-start`, which builds the plugin, the agent and the
 // busybox image first.
@@ -60,7 +61,7 @@ func main() {
 }
 
 func run(ctx context.Context, runs int, runTimeout time.Duration, keepDir bool) (err error) {
-	for _, path := range []string{harness.PluginBinary(), harness.NomadBinary()} {
+	for _, path := range []string{harness.PluginBinary(), harness.InitBinary(), harness.NomadBinary()} {
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("%s is missing; run make build tools images first: %w", path, err)
 		}
@@ -130,7 +131,13 @@ func run(ctx context.Context, runs int, runTimeout time.Duration, keepDir bool) 
 
 	samples := map[string][]time.Duration{}
 	for round := 1; round <= runs; round++ {
-		for _, k := range kinds {
+		// the two Nomad drivers swap places every round, so that neither
+		// always runs right after the raw container
+		order := kinds
+		if round%2 == 0 {
+			order = []kind{kinds[0], kinds[2], kinds[1]}
+		}
+		for _, k := range order {
 			elapsed, err := runOnce(ctx, k, round, runTimeout)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", round, k.name, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 )
@@ -37,6 +38,64 @@ func printReport(samples map[string][]time.Duration) {
 		toRaw, maxRatioToRaw, verdict(toRaw <= maxRatioToRaw))
 	fmt.Printf("sshrerun / nomad docker (both from Register)       = %.2f, target < %.2f: %s\n",
 		toDocker, maxRatioToDocker, verdict(toDocker < maxRatioToDocker))
+	printPaired(samples[kindSSHRerun], samples[kindDocker])
+}
+
+// printPaired compares the two Nomad drivers round by round. Both ran in
+// the same round, one right after the other, so a burst of load on the
+// shared machine hits both. The sign test gives the chance of at least
+// that many wins of either driver if neither were faster.
+func printPaired(sshrerun, docker []time.Duration) {
+	n := len(sshrerun)
+	ratios := make([]float64, n)
+	wins := 0
+	for i := range sshrerun {
+		ratios[i] = float64(sshrerun[i]) / float64(docker[i])
+		if sshrerun[i] < docker[i] {
+			wins++
+		}
+	}
+	sort.Float64s(ratios)
+	medianRatio := ratios[n/2]
+	if n%2 == 0 {
+		medianRatio = (ratios[n/2-1] + ratios[n/2]) / 2
+	}
+	p := signTestP(wins, n)
+	fmt.Printf("paired rounds: sshrerun faster in %d of %d, median round ratio %.3f, sign test p = %.3f: %s\n",
+		wins, n, medianRatio, p, pairedVerdict(medianRatio, p))
+}
+
+// signTestP returns the two-sided sign test p-value of wins out of n.
+func signTestP(wins, n int) float64 {
+	k := wins
+	if n-wins > k {
+		k = n - wins
+	}
+	// the chance of k or more wins of one side, with p = 0.5 per round
+	tail := 0.0
+	for i := k; i <= n; i++ {
+		tail += binomial(n, i) / math.Pow(2, float64(n))
+	}
+	return math.Min(1, 2*tail)
+}
+
+func binomial(n, k int) float64 {
+	result := 1.0
+	for i := 1; i <= k; i++ {
+		result = result * float64(n-k+i) / float64(i)
+	}
+	return result
+}
+
+func pairedVerdict(medianRatio, p float64) string {
+	switch {
+	case medianRatio < 1 && p < 0.05:
+		return "sshrerun faster"
+	case medianRatio > 1 && p < 0.05:
+		return "nomad docker faster"
+	default:
+		return "no difference shown"
+	}
 }
 
 func median(sorted []time.Duration) time.Duration {
