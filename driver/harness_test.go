@@ -40,6 +40,13 @@ type testDriver struct {
 // override file that holds 127.0.0.1.
 func newTestDriver(t *testing.T, pluginConfig map[string]interface{}) *testDriver {
 	t.Helper()
+	return newTestDriverWith(t, pluginConfig, nil)
+}
+
+// newTestDriverWith is newTestDriver with configure applied to the driver
+// before SetConfig, for fields that have no plugin config option.
+func newTestDriverWith(t *testing.T, pluginConfig map[string]interface{}, configure func(*Driver)) *testDriver {
+	t.Helper()
 	if pluginConfig == nil {
 		override := filepath.Join(t.TempDir(), "public-ipv4")
 		require.NoError(t, os.WriteFile(override, []byte("127.0.0.1\n"), 0o644))
@@ -55,6 +62,9 @@ func newTestDriver(t *testing.T, pluginConfig map[string]interface{}) *testDrive
 	logger := testlog.HCLogger(t)
 	impl := NewPlugin(logger)
 	impl.initBinary = testInitBinary
+	if configure != nil {
+		configure(impl)
+	}
 	harness := dtestutil.NewDriverHarness(t, impl)
 	t.Cleanup(func() {
 		impl.Shutdown()
