@@ -104,6 +104,33 @@ func TestReconcile_RemovesOnlyOwnOrphans(t *testing.T) {
 	require.Equal(t, "tracked\n", out)
 }
 
+func TestReconcile_KeepsRecoveredTask(t *testing.T) {
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newSleepingSSHTask(t, port, key)
+	handle, _ := newTestDriver(t, nil).startTask(t, task)
+	containerID := taskState(t, handle).ContainerID
+
+	// a relaunched plugin learns the alloc root from RecoverTask alone
+	recovered := newTestDriverWith(t, nil, func(d *Driver) {
+		d.reconcileGrace = 2 * time.Second
+		d.reconcileInterval = 200 * time.Millisecond
+	})
+	require.NoError(t, recovered.RecoverTask(handle))
+	orphan := createSleeper(t, recovered, "build-"+uuid.Generate(), orphanLabels(allocRootOf(task.AllocDir)))
+
+	deadline := time.Now().Add(30 * time.Second)
+	for containerExists(t, recovered, orphan) {
+		require.True(t, time.Now().Before(deadline), "the orphan %s was not removed within 30s", orphan)
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	info, err := recovered.docker.ContainerInspect(context.Background(), containerID)
+	require.NoError(t, err, "the recovered task's container was removed")
+	require.True(t, info.State.Running)
+	require.NoError(t, recovered.DestroyTask(task.ID, true))
+}
+
 func TestReconcile_SparesYoungAndStartingContainers(t *testing.T) {
 	// no pass of the loop runs during the test: each pass is called here
 	d := newTestDriverWith(t, nil, func(d *Driver) {
