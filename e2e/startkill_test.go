@@ -292,7 +292,7 @@ func TestStartKill_OneContainerAfterRestart(t *testing.T) {
 // once, and then fails the task without a handle and without a restart,
 // whatever the restart policy, because its error is unrecoverable. So the
 // second start's container is an orphan until the driver's reconciler
-// removes it.
+// removes it, while a task that the plugin recovered keeps its container.
 func TestStartKill_TwiceLeavesOrphanThatIsRemoved(t *testing.T) {
 	cases := []struct {
 		attempts int
@@ -306,6 +306,16 @@ func TestStartKill_TwiceLeavesOrphanThatIsRemoved(t *testing.T) {
 			e := newEnv(t, "")
 			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 			defer cancel()
+
+			// a running task, which the relaunched plugin recovers and
+			// learns the client's alloc root from
+			otherID := "startkill-other-" + uuid.Short()
+			e.registerRestartJob(t, otherID, 0)
+			otherAlloc, event, err := e.agent.WaitForReady(ctx, otherID, "work")
+			require.NoError(t, err)
+			others, err := harness.Containers(ctx, e.docker, otherAlloc)
+			require.NoError(t, err)
+			require.Len(t, others, 1)
 
 			jobID := "startkill-twice-" + uuid.Short()
 			kills := e.killPluginOnCreate(t, ctx, jobID, 2)
@@ -331,13 +341,6 @@ func TestStartKill_TwiceLeavesOrphanThatIsRemoved(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []string{second.containerID}, ids, "the second start's container is the orphan")
 
-			// another job teaches the relaunched plugin this client's alloc
-			// root
-			otherID := "startkill-other-" + uuid.Short()
-			e.registerRestartJob(t, otherID, 0)
-			otherAlloc, event, err := e.agent.WaitForReady(ctx, otherID, "work")
-			require.NoError(t, err)
-
 			// the reconciler removes the orphan once the grace of 1 minute
 			// after the plugin's start has passed, at its next pass
 			removeCtx, cancelRemove := context.WithTimeout(ctx, 3*time.Minute)
@@ -345,11 +348,11 @@ func TestStartKill_TwiceLeavesOrphanThatIsRemoved(t *testing.T) {
 			require.NoError(t, harness.WaitForNoContainers(removeCtx, e.docker, second.allocID))
 			e.requireAgentLog(t, "removed a container that no task handle tracks")
 
-			// the tracked task keeps its container, and SSH logs in
-			others, err := harness.Containers(ctx, e.docker, otherAlloc)
+			// the recovered task keeps its container, and SSH logs in
+			now, err := harness.Containers(ctx, e.docker, otherAlloc)
 			require.NoError(t, err)
-			require.Len(t, others, 1)
-			e.sshEcho(t, ctx, event, "tracked-task-kept")
+			require.Equal(t, others, now, "the recovered task's container changed")
+			e.sshEcho(t, ctx, event, "recovered-task-kept")
 			ts, err := e.agent.WaitForTaskState(ctx, otherAlloc, "work", "running")
 			require.NoError(t, err)
 			require.Zero(t, ts.Restarts)
