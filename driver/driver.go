@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,26 @@ type Driver struct {
 
 	// embeddedInit is the init that the plugin carries, or nil.
 	embeddedInit []byte
+
+	// allocRoots are the client's alloc directories, learned from the task
+	// configs of StartTask and RecoverTask. The reconciler touches only
+	// containers labeled with one of them.
+	allocRoots *stringSet
+
+	// starting are the container names of the StartTask calls in progress,
+	// whose containers no handle tracks yet.
+	starting *stringSet
+
+	// reconcileGrace is both the wait before the reconciler's first pass
+	// and the minimum age of a container that it removes, so that Nomad
+	// can hand running tasks back through RecoverTask first.
+	reconcileGrace time.Duration
+
+	// reconcileInterval is the time between the reconciler's passes.
+	reconcileInterval time.Duration
+
+	// reconcileStart starts the reconciler at the first SetConfig.
+	reconcileStart sync.Once
 }
 
 // NewPlugin returns the driver, ready for SetConfig.
@@ -70,6 +91,11 @@ func NewPlugin(logger hclog.Logger) *Driver {
 		tasks:        newTaskStore(),
 		initBinary:   initBinary,
 		embeddedInit: initbin.Embedded(),
+
+		allocRoots:        newStringSet(),
+		starting:          newStringSet(),
+		reconcileGrace:    defaultReconcileGrace,
+		reconcileInterval: defaultReconcileInterval,
 	}
 }
 
@@ -133,6 +159,8 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		"imds_timeout", advConfig.IMDSTimeout.String(),
 		"local_ipv4_fallback", advConfig.LocalIPv4Fallback,
 		"refresh_interval", settings.refreshInterval.String())
+
+	d.reconcileStart.Do(func() { go d.reconcileLoop() })
 	return nil
 }
 

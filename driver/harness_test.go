@@ -43,9 +43,9 @@ func newTestDriver(t *testing.T, pluginConfig map[string]interface{}) *testDrive
 	return newTestDriverWith(t, pluginConfig, nil)
 }
 
-// newTestDriverWith is newTestDriver with setup, which changes the driver
-// before Nomad configures it.
-func newTestDriverWith(t *testing.T, pluginConfig map[string]interface{}, setup func(*Driver)) *testDriver {
+// newTestDriverWith is newTestDriver with configure applied to the driver
+// before SetConfig, for fields that have no plugin config option.
+func newTestDriverWith(t *testing.T, pluginConfig map[string]interface{}, configure func(*Driver)) *testDriver {
 	t.Helper()
 	if pluginConfig == nil {
 		pluginConfig = defaultTestPluginConfig(t)
@@ -54,8 +54,8 @@ func newTestDriverWith(t *testing.T, pluginConfig map[string]interface{}, setup 
 	logger := testlog.HCLogger(t)
 	impl := NewPlugin(logger)
 	impl.initBinary = testInitBinary
-	if setup != nil {
-		setup(impl)
+	if configure != nil {
+		configure(impl)
 	}
 	harness := dtestutil.NewDriverHarness(t, impl)
 	t.Cleanup(func() {

@@ -15,6 +15,7 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if handle == nil {
 		return fmt.Errorf("no task handle to recover")
 	}
+	d.learnAllocRoot(handle.Config.AllocDir)
 	if _, ok := d.tasks.Get(handle.Config.ID); ok {
 		return nil
 	}

@@ -53,7 +53,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	}
 
 	containerSpec := spec.Spec{
-		Identity: spec.Identity{AllocID: cfg.AllocID, TaskName: cfg.Name, JobName: cfg.JobName, JobID: cfg.JobID},
+		Identity: spec.Identity{
+			AllocID: cfg.AllocID, TaskName: cfg.Name, JobName: cfg.JobName, JobID: cfg.JobID,
+			AllocRoot: allocRootOf(cfg.AllocDir),
+		},
 		Task: spec.Task{
 			Image:      taskConfig.Image,
 			Entrypoint: taskConfig.Entrypoint,
@@ -91,7 +94,12 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, err
 	}
 
-	// create and start the container, with the log fifos open first
+	// create and start the container, with the log fifos open first, and
+	// mark it as starting so that the reconciler leaves it alone until its
+	// handle is stored
+	d.learnAllocRoot(cfg.AllocDir)
+	d.starting.add(request.Name)
+	defer d.starting.remove(request.Name)
 	containerID, err := createContainer(ctx, docker, request, cfg.AllocID, cfg.Name, logger)
 	if err != nil {
 		return nil, nil, err

@@ -23,6 +23,11 @@ const (
 	LabelJobName  = "nomad-driver-sshrerun.job_name"
 	LabelJobID    = "nomad-driver-sshrerun.job_id"
 
+	// LabelAllocRoot is the alloc directory of the Nomad client that created
+	// the container. Several clients can share one engine, and each one's
+	// driver reconciles only the containers under its own alloc directory.
+	LabelAllocRoot = "nomad-driver-sshrerun.alloc_root"
+
 	// LabelPrefix is reserved: task labels may not use it.
 	LabelPrefix = "nomad-driver-sshrerun."
 )
@@ -51,6 +56,10 @@ type Identity struct {
 	TaskName string
 	JobName  string
 	JobID    string
+
+	// AllocRoot is the client's alloc directory, the parent of every alloc
+	// dir on that client. When it is empty, LabelAllocRoot is left off.
+	AllocRoot string
 }
 
 // Image holds the defaults that an image sets and a task may override.
@@ -236,7 +245,7 @@ func JobArgv(task Task, image Image) []string {
 // A task label under the driver's prefix is an error, because the driver
 // finds its containers by those labels.
 func Labels(id Identity, taskLabels map[string]string) (map[string]string, error) {
-	labels := make(map[string]string, len(taskLabels)+5)
+	labels := make(map[string]string, len(taskLabels)+6)
 	for key, value := range taskLabels {
 		if strings.HasPrefix(key, LabelPrefix) {
 			return nil, fmt.Errorf("label %q uses the prefix %q, which the driver reserves; rename the label", key, LabelPrefix)
@@ -249,6 +258,9 @@ func Labels(id Identity, taskLabels map[string]string) (map[string]string, error
 	labels[LabelTaskName] = id.TaskName
 	labels[LabelJobName] = id.JobName
 	labels[LabelJobID] = id.JobID
+	if id.AllocRoot != "" {
+		labels[LabelAllocRoot] = id.AllocRoot
+	}
 	return labels, nil
 }
 

@@ -30,7 +30,7 @@ func TestJobArgv(t *testing.T) {
 
 func TestBuild_SSHBindingAndInit(t *testing.T) {
 	req, err := Build(Spec{
-		Identity: Identity{AllocID: "a1", TaskName: "build", JobName: "ci", JobID: "ci"},
+		Identity: Identity{AllocID: "a1", TaskName: "build", JobName: "ci", JobID: "ci", AllocRoot: "/data/alloc"},
 		Task:     Task{Image: "img", Command: "/bin/sh", Env: map[string]string{"B": "2", "A": "1"}},
 		Dirs:     Dirs{Alloc: "/data/alloc", Local: "/data/build/local", Secrets: "/data/build/secrets"},
 		Init:     Init{Binary: "/opt/nomad/plugins/nomad-driver-sshrerun", Config: "/data/build/private/init.json"},
@@ -58,6 +58,7 @@ func TestBuild_SSHBindingAndInit(t *testing.T) {
 	require.Equal(t, "true", req.Config.Labels[LabelManaged])
 	require.Equal(t, "a1", req.Config.Labels[LabelAllocID])
 	require.Equal(t, "build", req.Config.Labels[LabelTaskName])
+	require.Equal(t, "/data/alloc", req.Config.Labels[LabelAllocRoot])
 }
 
 func TestBuild_WithoutSSHHasNoPorts(t *testing.T) {
@@ -72,6 +73,7 @@ func TestBuild_WithoutSSHHasNoPorts(t *testing.T) {
 	require.Empty(t, req.Config.Cmd)
 	require.Empty(t, req.HostConfig.PortBindings)
 	require.Empty(t, req.Config.ExposedPorts)
+	require.NotContains(t, req.Config.Labels, LabelAllocRoot, "no alloc root was given")
 }
 
 func TestBuild_Errors(t *testing.T) {
