@@ -62,6 +62,7 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 func (h *taskHandle) exec(ctx context.Context, opts *drivers.ExecOptions) (int, error) {
 	created, err := h.docker.ContainerExecCreate(ctx, h.containerID, container.ExecOptions{
 		Cmd:          opts.Command,
+		User:         h.state.ExecUser,
 		Tty:          opts.Tty,
 		AttachStdin:  opts.Stdin != nil,
 		AttachStdout: true,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -17,16 +18,16 @@ import (
 )
 
 // initLogLevel is the level of the init's own log lines.
-// TODO: report SSH logins as task events, since info lines are not logged.
 const initLogLevel = "warn"
 
 // prepareInit writes the init's config file and fills containerSpec.Init,
 // and containerSpec.SSH for a task with an ssh block. It returns what the
-// ready event reports, or nil without an ssh block.
-func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, settings *settings, resolver *advertise.Resolver) (*SSHState, error) {
+// ready event reports, or nil without an ssh block, and the user of exec
+// sessions, or "" for the container's own.
+func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, settings *settings, resolver *advertise.Resolver) (*SSHState, string, error) {
 	initBinary, err := d.currentInit(settings.initDir)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 
 	initConfig := sshserver.Config{
@@ -39,26 +40,35 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 	}
 
 	// the init runs as the container's user, which must be able to read its
-	// config and write its events
+	// config and write its events. A user known only by name inside the
+	// image cannot own those files, so the container runs as root, and the
+	// init looks the name up and runs the job and the sessions as that user.
 	containerUser := cfg.User
 	if containerUser == "" {
 		containerUser = containerSpec.Image.User
 	}
-	uid, gid, err := numericUser(containerUser)
+	uid, gid, named, err := containerIDs(containerUser)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	var execUser string
+	if named {
+		initConfig.RunAs = containerUser
+		initConfig.SetHome = !envSetsHome(containerSpec.Image.Env, containerSpec.Task.Env)
+		containerSpec.Task.User = "0:0"
+		execUser = containerUser
 	}
 
 	var sshState *SSHState
 	if taskConfig.SSH != nil {
 		sshState, err = d.prepareSSH(ctx, cfg, taskConfig, containerSpec, &initConfig, settings, resolver)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 
 		eventsDir := eventsHostDir(cfg.TaskDir().Dir)
 		if err := makeOwnedDir(eventsDir, uid, gid); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		initConfig.EventsPath = spec.EventsDir + "/" + eventsFileName
 		containerSpec.Init.Events = eventsDir
@@ -68,11 +78,11 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 	// directory, which is never mounted whole into the container
 	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun", "init.json")
 	if err := writeInitConfig(configPath, &initConfig, uid, gid); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	containerSpec.Init.Binary = initBinary
 	containerSpec.Init.Config = configPath
-	return sshState, nil
+	return sshState, execUser, nil
 }
 
 // holdOpenPaths returns the container paths of the task's log fifos, which
@@ -168,25 +178,44 @@ func makeOwnedDir(dir string, uid, gid int) error {
 	return nil
 }
 
-// numericUser returns the uid and gid of a container user given as "",
-// "root", "uid" or "uid:gid". The init runs as that user and must read its
-// config, so a user known only by name inside the image is an error.
-// TODO: run the init as root and switch to a named user inside the
-// container, where its /etc/passwd can resolve the name.
-func numericUser(user string) (int, int, error) {
+// containerIDs returns the uid and gid of a container user given as "",
+// "root", "uid" or "uid:gid", with named false. A user or group given by
+// name returns 0, 0 and named true: only the image's /etc/passwd and
+// /etc/group can resolve it, which the init reads inside the container.
+func containerIDs(user string) (uid, gid int, named bool, err error) {
 	if user == "" || user == "root" {
-		return 0, 0, nil
+		return 0, 0, false, nil
 	}
-	name, group, _ := strings.Cut(user, ":")
-	uid, err := strconv.Atoi(name)
-	if err != nil || uid < 0 {
-		return 0, 0, fmt.Errorf("the container user %q is not numeric, and the SSH server runs as that user; set the task's user to a numeric UID such as \"1000\" or \"1000:1000\"", user)
+	if !containerUserPattern.MatchString(user) {
+		return 0, 0, false, fmt.Errorf("the container user %q is invalid; set the task's user to a name or UID, optionally followed by \":\" and a group name or GID, such as \"circleci\" or \"1000:1000\"", user)
 	}
-	gid := uid
-	if group != "" {
-		if gid, err = strconv.Atoi(group); err != nil || gid < 0 {
-			return 0, 0, fmt.Errorf("the container user %q has a non-numeric group; set the task's user to a numeric UID and GID such as \"1000:1000\"", user)
+	name, group, hasGroup := strings.Cut(user, ":")
+	uid, uidErr := strconv.Atoi(name)
+	gid = uid
+	var gidErr error
+	if hasGroup {
+		gid, gidErr = strconv.Atoi(group)
+	}
+	if uidErr != nil || gidErr != nil {
+		return 0, 0, true, nil
+	}
+	return uid, gid, false, nil
+}
+
+// containerUserPattern matches the user forms of Docker's USER: a name or
+// UID, optionally followed by ":" and a group name or GID.
+var containerUserPattern = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}(:[A-Za-z0-9._][A-Za-z0-9._-]{0,31})?$`)
+
+// envSetsHome reports whether the image's environment or the task's sets
+// HOME, which Docker then leaves alone.
+func envSetsHome(imageEnv []string, taskEnv map[string]string) bool {
+	if _, ok := taskEnv["HOME"]; ok {
+		return true
+	}
+	for _, entry := range imageEnv {
+		if strings.HasPrefix(entry, "HOME=") {
+			return true
 		}
 	}
-	return uid, gid, nil
+	return false
 }

@@ -56,9 +56,11 @@ func runTests(m *testing.M) int {
 	defer docker.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := docker.ImageInspect(ctx, testImage); err != nil {
-		fmt.Fprintf(os.Stderr, "the test image %s is missing (%v); run `make images`, which needs a running Docker engine\n", testImage, err)
-		return 1
+	for _, image := range []string{testImage, testUserImage} {
+		if _, err := docker.ImageInspect(ctx, image); err != nil {
+			fmt.Fprintf(os.Stderr, "the test image %s is missing (%v); run `make images`, which needs a running Docker engine\n", image, err)
+			return 1
+		}
 	}
 
 	code := m.Run()

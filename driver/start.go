@@ -75,13 +75,13 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		},
 	}
 	if img.Config != nil {
-		containerSpec.Image = spec.Image{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, WorkingDir: img.Config.WorkingDir, User: img.Config.User}
+		containerSpec.Image = spec.Image{Entrypoint: img.Config.Entrypoint, Cmd: img.Config.Cmd, WorkingDir: img.Config.WorkingDir, User: img.Config.User, Env: img.Config.Env}
 	}
 
 	// write the init's config: the job's argv and, with an ssh block, the
 	// SSH server's port, keys and host key
 	network := &drivers.DriverNetwork{AutoAdvertise: false}
-	sshState, err := d.prepareInit(ctx, cfg, &taskConfig, &containerSpec, settings, resolver)
+	sshState, execUser, err := d.prepareInit(ctx, cfg, &taskConfig, &containerSpec, settings, resolver)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,7 +118,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	}
 
 	// record the task so that Nomad can hand it back after a restart
-	state := TaskState{ContainerID: containerID, StartedAt: time.Now().UTC(), SSH: sshState}
+	state := TaskState{ContainerID: containerID, StartedAt: time.Now().UTC(), SSH: sshState, ExecUser: execUser}
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg
 	if err := handle.SetDriverState(&state); err != nil {

@@ -13,6 +13,11 @@ type TaskState struct {
 
 	// SSH is nil for a task without an ssh block.
 	SSH *SSHState
+
+	// ExecUser is the user of `nomad alloc exec` sessions: the task's named
+	// user, whom the init runs the job as while the container runs as
+	// root. Empty for a container that runs as its user.
+	ExecUser string `json:",omitempty"`
 }
 
 // SSHState is the SSH endpoint that the ready event reported, kept so that

@@ -3,6 +3,7 @@ package driver
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -123,26 +124,33 @@ func TestSSHCommand(t *testing.T) {
 	require.False(t, strings.Contains(cmd, "  "))
 }
 
-func TestNumericUser(t *testing.T) {
+func TestContainerIDs(t *testing.T) {
 	cases := []struct {
 		user     string
 		uid, gid int
+		named    bool
 	}{
-		{"", 0, 0},
-		{"root", 0, 0},
-		{"0", 0, 0},
-		{"1000", 1000, 1000},
-		{"1000:2000", 1000, 2000},
+		{"", 0, 0, false},
+		{"root", 0, 0, false},
+		{"0", 0, 0, false},
+		{"1000", 1000, 1000, false},
+		{"1000:2000", 1000, 2000, false},
+		{"circleci", 0, 0, true},
+		{"1000:staff", 0, 0, true},
+		{"circleci:1000", 0, 0, true},
 	}
 	for _, tc := range cases {
-		uid, gid, err := numericUser(tc.user)
+		uid, gid, named, err := containerIDs(tc.user)
 		require.NoError(t, err, tc.user)
 		require.Equal(t, tc.uid, uid, tc.user)
 		require.Equal(t, tc.gid, gid, tc.user)
+		require.Equal(t, tc.named, named, tc.user)
 	}
+}
 
-	_, _, err := numericUser("circleci")
-	require.ErrorContains(t, err, `the container user "circleci" is not numeric`)
-	_, _, err = numericUser("1000:staff")
-	require.ErrorContains(t, err, `the container user "1000:staff" has a non-numeric group`)
+func TestContainerIDs_Invalid(t *testing.T) {
+	for _, user := range []string{"bad user", "-x", "a:b:c", ":1000", strings.Repeat("u", 33)} {
+		_, _, _, err := containerIDs(user)
+		require.ErrorContains(t, err, fmt.Sprintf("the container user %q is invalid", user))
+	}
 }

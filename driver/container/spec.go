@@ -12,6 +12,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
 )
 
 // Labels that the driver puts on every container it creates. Operators and
@@ -39,7 +41,7 @@ const (
 	InitBinaryPath = InitDir + "/nomad-driver-sshrerun"
 	InitConfigPath = InitDir + "/config.json"
 	EventsDir      = InitDir + "/events"
-	InitSubcommand = "container-init"
+	InitSubcommand = sshserver.Subcommand
 )
 
 // Paths where Nomad's task directories are mounted, the same as Nomad's
@@ -68,6 +70,7 @@ type Image struct {
 	Cmd        []string
 	WorkingDir string
 	User       string
+	Env        []string
 }
 
 // Task holds the task config fields that shape the job's process.

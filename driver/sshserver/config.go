@@ -72,6 +72,16 @@ type Config struct {
 	// EventsPath is the absolute path of the file where the init appends
 	// one JSON Event per line. Empty writes no events.
 	EventsPath string `json:"events_path,omitempty"`
+
+	// RunAs is the user that the job and the SSH sessions run as, in the
+	// form "user" or "user:group", with names or numeric IDs. The init runs
+	// as root and looks names up in the container's /etc/passwd and
+	// /etc/group. Empty runs them as the init's own user.
+	RunAs string `json:"run_as,omitempty"`
+
+	// SetHome sets HOME to the home directory of RunAs, for a container
+	// whose image and task set no HOME, where Docker sets it to /root.
+	SetHome bool `json:"set_home,omitempty"`
 }
 
 // maxUserLength matches the 32-character login name limit of useradd on Linux.
@@ -117,6 +127,13 @@ func (c *Config) Validate() error {
 		if _, err := parseDuration(field.name, field.value); err != nil {
 			problems = append(problems, err)
 		}
+	}
+
+	if c.RunAs != "" && (len(c.RunAs) > 2*maxUserLength+1 || !runAsPattern.MatchString(c.RunAs)) {
+		problems = append(problems, fmt.Errorf(`run_as %q is invalid; use "user" or "user:group", with names or numeric IDs`, c.RunAs))
+	}
+	if c.SetHome && c.RunAs == "" {
+		problems = append(problems, errors.New("set_home is true without run_as; set run_as to the user whose home directory HOME names, or remove set_home"))
 	}
 
 	if c.EventsPath != "" && !filepath.IsAbs(c.EventsPath) {

@@ -47,6 +47,9 @@ func TestValidateRejectsBadConfig(t *testing.T) {
 		{"empty argv0", func(c *Config) { c.Command = []string{"", "x"} }, "command[0] is empty"},
 		{"relative working dir", func(c *Config) { c.WorkingDir = "src" }, `working_dir "src" is not an absolute path`},
 		{"unknown log level", func(c *Config) { c.LogLevel = "verbose" }, `log_level "verbose" is invalid; use one of trace, debug, info, warn, error or off`},
+		{"run_as with space", func(c *Config) { c.RunAs = "ci user" }, `run_as "ci user" is invalid; use "user" or "user:group"`},
+		{"run_as with two groups", func(c *Config) { c.RunAs = "ci:a:b" }, `run_as "ci:a:b" is invalid`},
+		{"set_home without run_as", func(c *Config) { c.SetHome = true }, "set_home is true without run_as"},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {

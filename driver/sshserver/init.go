@@ -15,6 +15,10 @@ import (
 // loggerName is the name in every log line of the init.
 const loggerName = "sshrerun-init"
 
+// Subcommand is the first argument of the init in a container's entrypoint.
+// The plugin binary runs the init under it, and the small init accepts it.
+const Subcommand = "container-init"
+
 // Main runs the init with args such as ["-config", "/.sshrerun/config.json"]
 // and returns the process exit code: the job's exit code, 126 or 127 when
 // the job's command cannot be started, or 125 when the init itself fails.
@@ -30,15 +34,19 @@ func runMain(args []string, stderr io.Writer) int {
 	signal.Notify(signals, forwardedSignals...)
 	defer signal.Stop(signals)
 
-	flags := flag.NewFlagSet("container-init", flag.ContinueOnError)
+	flags := flag.NewFlagSet(Subcommand, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "", "path of the JSON init config file that the driver writes (required)")
+	sftpDir := flags.String(sftpServerFlag, "", "serve SFTP on stdin and stdout in this directory instead of running a job (the init starts itself so for SSH sessions)")
 
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return exitInitFailure
+	}
+	if *sftpDir != "" {
+		return serveSFTPOnStdio(*sftpDir, stderr)
 	}
 	if *configPath == "" || flags.NArg() > 0 {
 		fmt.Fprintln(stderr, "usage: container-init -config FILE")

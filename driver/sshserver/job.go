@@ -50,12 +50,16 @@ type jobStartError struct {
 func (e *jobStartError) Error() string { return e.err.Error() }
 func (e *jobStartError) Unwrap() error { return e.err }
 
-// startJob starts cfg.Command in cfg.WorkingDir. The error is a
-// *jobStartError that names argv[0] and carries exit code 126 or 127.
-func startJob(cfg *Config, reaper *reaper, stdio [3]*os.File) (*job, error) {
+// startJob starts cfg.Command in cfg.WorkingDir, as id when it is not nil.
+// The error is a *jobStartError that names argv[0] and carries exit code
+// 126 or 127.
+func startJob(cfg *Config, id *identity, reaper *reaper, stdio [3]*os.File) (*job, error) {
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Dir = cfg.WorkingDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	if credential := id.credential(); credential != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: credential}
+	}
 
 	c, err := reaper.start(cmd)
 	if err != nil {

@@ -1,6 +1,7 @@
 package sshserver
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -21,6 +22,9 @@ type processSpec struct {
 	env  []string
 	dir  string
 	pty  *ptyRequest // nil to use pipes
+
+	// credential is the user to run as; nil keeps the init's user.
+	credential *syscall.Credential
 }
 
 // sessionProcess is a process started for a shell or exec request, with
@@ -39,12 +43,12 @@ type sessionProcess struct {
 func startSessionProcess(r *reaper, spec processSpec, stdout, stderr io.Writer) (*sessionProcess, error) {
 	cmd := &exec.Cmd{Path: spec.path, Args: spec.argv, Env: spec.env, Dir: spec.dir}
 	if spec.pty != nil {
-		return startWithPTY(r, cmd, spec.pty.window, stdout)
+		return startWithPTY(r, cmd, spec.pty.window, spec.credential, stdout)
 	}
-	return startWithPipes(r, cmd, stdout, stderr)
+	return startWithPipes(r, cmd, spec.credential, stdout, stderr)
 }
 
-func startWithPTY(r *reaper, cmd *exec.Cmd, window windowSize, stdout io.Writer) (*sessionProcess, error) {
+func startWithPTY(r *reaper, cmd *exec.Cmd, window windowSize, credential *syscall.Credential, stdout io.Writer) (*sessionProcess, error) {
 	master, tty, err := openPTY()
 	if err != nil {
 		return nil, err
@@ -55,11 +59,18 @@ func startWithPTY(r *reaper, cmd *exec.Cmd, window windowSize, stdout io.Writer)
 		_ = master.Close()
 		return nil, err
 	}
+	// the terminal belongs to the session's user, as sshd hands it over
+	if credential != nil {
+		if err := tty.Chown(int(credential.Uid), int(credential.Gid)); err != nil {
+			_ = master.Close()
+			return nil, fmt.Errorf("failed to hand the terminal to uid %d: %w", credential.Uid, err)
+		}
+	}
 
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	// Since Go 1.15, Ctty is a descriptor number in the child, and 0 is the
 	// tty because it is the child's stdin.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Credential: credential}
 
 	c, err := r.start(cmd)
 	if err != nil {
@@ -72,7 +83,7 @@ func startWithPTY(r *reaper, cmd *exec.Cmd, window windowSize, stdout io.Writer)
 	return proc, nil
 }
 
-func startWithPipes(r *reaper, cmd *exec.Cmd, stdout, stderr io.Writer) (*sessionProcess, error) {
+func startWithPipes(r *reaper, cmd *exec.Cmd, credential *syscall.Credential, stdout, stderr io.Writer) (*sessionProcess, error) {
 	var pipes [3][2]*os.File // read and write end of stdin, stdout, stderr
 	closeAll := func() {
 		for _, pipe := range pipes {
@@ -93,7 +104,7 @@ func startWithPipes(r *reaper, cmd *exec.Cmd, stdout, stderr io.Writer) (*sessio
 	}
 
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pipes[0][0], pipes[1][1], pipes[2][1]
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: credential}
 
 	c, err := r.start(cmd)
 	if err != nil {

@@ -51,6 +51,12 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 		return exitInitFailure, fmt.Errorf("invalid init config: %w", err)
 	}
 
+	id, err := runAsIdentity(cfg, logger)
+	if err != nil {
+		closeListener(opts.Listener)
+		return exitInitFailure, err
+	}
+
 	heldFIFOs := holdFIFOs(cfg.HoldOpen, logger)
 	defer closeHeldFIFOs(heldFIFOs)
 
@@ -64,13 +70,13 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 		reaper.enableOrphanReaping()
 	}
 
-	srv, stopSSH, err := startSSH(cfg, reaper, events, opts.Listener, logger)
+	srv, stopSSH, err := startSSH(cfg, id, reaper, events, opts.Listener, logger)
 	if err != nil {
 		return exitInitFailure, err
 	}
 	defer stopSSH()
 
-	code, err := runJob(ctx, cfg, reaper, opts, logger)
+	code, err := runJob(ctx, cfg, id, reaper, opts, logger)
 	exited := time.Now()
 
 	// After ctx ended, the caller wants Run to return, so there is no hold.
@@ -89,8 +95,8 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 // exit code. A job that cannot be started returns 126 or 127 and a
 // *jobStartError, which runJob logs, because a hold may follow before the
 // caller sees it.
-func runJob(ctx context.Context, cfg *Config, reaper *reaper, opts Options, logger hclog.Logger) (int, error) {
-	j, err := startJob(cfg, reaper, jobStdio(opts.Stdio))
+func runJob(ctx context.Context, cfg *Config, id *identity, reaper *reaper, opts Options, logger hclog.Logger) (int, error) {
+	j, err := startJob(cfg, id, reaper, jobStdio(opts.Stdio))
 	if err != nil {
 		code := exitCannotExecute
 		var startErr *jobStartError
@@ -111,7 +117,7 @@ func runJob(ctx context.Context, cfg *Config, reaper *reaper, opts Options, logg
 // function that closes the listener and ends all sessions. With an empty
 // cfg.ListenAddress, it closes listener, starts nothing and returns a nil
 // server and a function that does nothing.
-func startSSH(cfg *Config, reaper *reaper, events *eventLog, listener net.Listener, logger hclog.Logger) (srv *server, stop func(), err error) {
+func startSSH(cfg *Config, id *identity, reaper *reaper, events *eventLog, listener net.Listener, logger hclog.Logger) (srv *server, stop func(), err error) {
 	if cfg.ListenAddress == "" {
 		closeListener(listener)
 		logger.Info("SSH is disabled because listen_address is empty")
@@ -123,6 +129,7 @@ func startSSH(cfg *Config, reaper *reaper, events *eventLog, listener net.Listen
 		closeListener(listener)
 		return nil, nil, err
 	}
+	srv.identity = id
 
 	if listener == nil {
 		listener, err = net.Listen("tcp", cfg.ListenAddress)
@@ -161,4 +168,25 @@ func jobStdio(stdio [3]*os.File) [3]*os.File {
 		}
 	}
 	return stdio
+}
+
+// runAsIdentity resolves cfg.RunAs, and with cfg.SetHome sets HOME to its
+// home directory, which the job and the sessions inherit. It returns nil
+// without RunAs.
+func runAsIdentity(cfg *Config, logger hclog.Logger) (*identity, error) {
+	if cfg.RunAs == "" {
+		return nil, nil
+	}
+	id, err := resolveRunAs(cfg.RunAs)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SetHome && id.home != "" {
+		if err := os.Setenv("HOME", id.home); err != nil {
+			return nil, fmt.Errorf("failed to set HOME to %s: %w", id.home, err)
+		}
+	}
+	logger.Info("the job and SSH sessions run as the container user", "run_as", cfg.RunAs,
+		"uid", id.uid, "gid", id.gid, "groups", id.groups, "home", id.home)
+	return id, nil
 }

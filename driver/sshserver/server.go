@@ -38,6 +38,7 @@ type server struct {
 	shell          string
 	maxSession     time.Duration // zero for no limit
 	reaper         *reaper
+	identity       *identity // the user of session processes; nil for the init's own
 	events         *eventLog // nil writes no events
 	logger         hclog.Logger
 	nextChannelID  atomic.Uint64

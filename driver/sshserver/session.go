@@ -192,6 +192,8 @@ func (sess *session) handleStart(req *ssh.Request, argv []string, kind string) {
 		env:  sess.processEnv(),
 		dir:  sess.server.sessionDir(),
 		pty:  sess.pty,
+
+		credential: sess.server.identity.credential(),
 	}
 
 	proc, err := startSessionProcess(sess.server.reaper, spec, sess.channel, sess.channel.Stderr())

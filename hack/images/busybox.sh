@@ -1,17 +1,45 @@
 #!/usr/bin/env bash
-# Builds the test image nomad-driver-sshrerun/busybox:local without a
-# registry: a FROM-scratch root file system that holds only the static
-# busybox from Debian's busybox-static package, imported with `docker import`.
-# The image has no SSH server and no /etc/passwd, which is the hard case for
-# the in-container SSH server.
+# Builds the test images without a registry:
+# - nomad-driver-sshrerun/busybox:local, a FROM-scratch root file system that
+#   contains only the static busybox from Debian's busybox-static package,
+#   imported with `docker import`. It has no SSH server and no /etc/passwd,
+#   which is the hard case for the in-container SSH server.
+# - nomad-driver-sshrerun/busybox-user:local, the same with an /etc/passwd
+#   and /etc/group and `USER builder` (UID 1000, also in the group ci, GID
+#   2000), as CI images with a named user are.
 set -euo pipefail
 
 IMAGE="${IMAGE:-nomad-driver-sshrerun/busybox:local}"
+USER_IMAGE="${USER_IMAGE:-nomad-driver-sshrerun/busybox-user:local}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="$ROOT/.cache/images/busybox"
 
+# build_user_image adds the user files to $IMAGE in a stopped container and
+# commits it, since no registry can serve a base image to a build
+build_user_image() {
+	if docker image inspect "$USER_IMAGE" >/dev/null 2>&1; then
+		echo "image $USER_IMAGE is present"
+		return
+	fi
+	local overlay="$WORK/user-overlay" container
+	rm -rf "$overlay"
+	mkdir -p "$overlay/etc" "$overlay/home/builder"
+	printf 'root:x:0:0:root:/root:/bin/sh\nbuilder:x:1000:1000:builder:/home/builder:/bin/sh\n' >"$overlay/etc/passwd"
+	printf 'root:x:0:\nbuilder:x:1000:\nci:x:2000:builder\n' >"$overlay/etc/group"
+
+	container="$(docker create --label nomad-driver-sshrerun.image-build=true "$IMAGE")"
+	trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT
+	tar -C "$overlay" --numeric-owner --owner=0 --group=0 -c etc | docker cp - "$container:/"
+	tar -C "$overlay" --numeric-owner --owner=1000 --group=1000 -c home | docker cp -a - "$container:/"
+	docker commit --change 'USER builder' "$container" "$USER_IMAGE" >/dev/null
+	docker rm "$container" >/dev/null
+	trap - EXIT
+	echo "built image $USER_IMAGE"
+}
+
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 	echo "image $IMAGE is present"
+	build_user_image
 	exit 0
 fi
 
@@ -42,3 +70,4 @@ tar -C "$rootfs" --numeric-owner --owner=0 --group=0 -c . | docker import \
 	--change 'LABEL nomad-driver-sshrerun.test-image=true' \
 	- "$IMAGE" >/dev/null
 echo "built image $IMAGE from $(basename "$deb")"
+build_user_image

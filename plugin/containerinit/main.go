@@ -11,15 +11,11 @@ import (
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
 )
 
-// subcommand is container.InitSubcommand. The init does not import that
-// package, which would link the Docker API types into every container.
-const subcommand = "container-init"
-
 func main() {
 	// the container's entrypoint names the subcommand, as it does for the
 	// plugin binary, which can serve as the init too
 	args := os.Args[1:]
-	if len(args) > 0 && args[0] == subcommand {
+	if len(args) > 0 && args[0] == sshserver.Subcommand {
 		args = args[1:]
 	}
 	os.Exit(sshserver.Main(args))
