@@ -91,7 +91,8 @@ func (h *taskHandle) run(ctx context.Context) {
 		select {
 		case <-h.logs.done:
 		case <-time.After(logDrainTimeout):
-			h.logger.Warn("the container's logs did not finish streaming", "timeout", logDrainTimeout)
+			h.logger.Warn("the container's logs did not finish streaming; the rest of its output is lost", "timeout", logDrainTimeout)
+			h.logs.cancel()
 		case <-ctx.Done():
 			return
 		}
