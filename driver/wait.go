@@ -92,7 +92,7 @@ func (h *taskHandle) exitAfterWait(ctx context.Context, statusCode int64) *drive
 	if dialErr := h.dialEngine(ctx); dialErr != nil {
 		h.logger.Warn("the container stopped while the Docker engine rejects connections",
 			"docker_endpoint", h.docker.DaemonHost(), "exit_code", result.ExitCode, "error", dialErr)
-		result.Err = h.engineStoppedError(result.Err)
+		result.Err = h.engineStoppedError(false, result.Err)
 		return result
 	}
 	if inspectErr != nil {
@@ -129,9 +129,11 @@ func (h *taskHandle) awaitEngine(ctx context.Context) *drivers.ExitResult {
 			h.logger.Info("the Docker engine responds again and the container still runs", "outage", outage)
 			return nil
 		}
-		h.logger.Info("the Docker engine responds again, but the container stopped meanwhile", "outage", outage)
+		liveRestore := h.engineLiveRestore(ctx)
+		h.logger.Info("the Docker engine responds again, but the container stopped meanwhile",
+			"outage", outage, "live_restore", liveRestore)
 		result := exitResultFromState(info.State)
-		result.Err = h.engineStoppedError(result.Err)
+		result.Err = h.engineStoppedError(liveRestore, result.Err)
 		return result
 	}
 }
@@ -149,13 +151,31 @@ func (h *taskHandle) dialEngine(ctx context.Context) error {
 	return conn.Close()
 }
 
+// engineLiveRestore reports whether the engine keeps containers running
+// while it is down. It returns false when the engine cannot be queried.
+func (h *taskHandle) engineLiveRestore(ctx context.Context) bool {
+	info, err := h.docker.Info(ctx)
+	if err != nil {
+		h.logger.Warn("failed to read the Docker engine's live-restore setting", "error", err)
+		return false
+	}
+	return info.LiveRestoreEnabled
+}
+
 // engineStoppedError returns the exit error of a container that stopped
-// while the engine was going away. cause is the error that the engine
-// reported for the container, or nil.
-func (h *taskHandle) engineStoppedError(cause error) error {
-	err := fmt.Errorf("container %s stopped while the Docker engine at %s was shutting down, restarting or unreachable. "+
-		`An engine without live-restore stops its containers when it shuts down; set "live-restore": true in the engine's daemon.json to keep tasks running across engine restarts`,
-		h.containerID, h.docker.DaemonHost())
+// while the engine was shutting down, restarting or unreachable. An engine
+// with live-restore leaves its containers running, so with liveRestore the
+// container stopped by itself and the error names only the outage. cause
+// is the error that the engine reported for the container, or nil.
+func (h *taskHandle) engineStoppedError(liveRestore bool, cause error) error {
+	var err error
+	if liveRestore {
+		err = fmt.Errorf("container %s stopped while the Docker engine at %s was unreachable", h.containerID, h.docker.DaemonHost())
+	} else {
+		err = fmt.Errorf("container %s stopped while the Docker engine at %s was shutting down or restarting. "+
+			`An engine without live-restore stops its containers when it shuts down; set "live-restore": true in the engine's daemon.json to keep tasks running across engine restarts`,
+			h.containerID, h.docker.DaemonHost())
+	}
 	if cause != nil {
 		return fmt.Errorf("%w. The engine reported: %w", err, cause)
 	}
