@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,12 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// markerJobScript prints a line at start, one each time /tmp/mark appears,
-// and one when SIGTERM stops it.
+// markerJobScript prints a line at start, the content of /local/mark each
+// time that file appears, and a line when SIGTERM stops it. /local is the
+// task's local directory, which the test writes on the host.
 const markerJobScript = `echo job started
 trap 'echo job stopped; exit 0' TERM
 while :; do
-	if [ -e /tmp/mark ]; then echo mark seen; rm /tmp/mark; fi
+	if [ -e /local/mark ]; then cat /local/mark; rm /local/mark; fi
 	sleep 0.1
 done`
 
@@ -93,6 +95,19 @@ func TestEngineRestart_LiveRestoreKeepsTask(t *testing.T) {
 	require.ErrorContains(t, err, taskState(t, handle).ContainerID)
 	require.Less(t, time.Since(start), 30*time.Second)
 
+	// the job writes output while the engine is down
+	mark := filepath.Join(task.TaskDir().LocalDir, "mark")
+	require.NoError(t, os.WriteFile(mark, []byte("during outage\n"), 0o644))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := os.Stat(mark)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the job did not consume %s within 30s", mark)
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// it starts again with the same roots, and live-restore kept the
 	// container
 	engine.Start()
@@ -109,13 +124,13 @@ func TestEngineRestart_LiveRestoreKeepsTask(t *testing.T) {
 	// SSH logins work again once the engine republishes the port
 	c := dialSSH(t, port, "root", key)
 	defer c.Close()
-	_, code := runSSH(t, c, "touch /tmp/mark")
+	_, code := runSSH(t, c, "echo after restart > /local/mark")
 	require.Equal(t, 0, code)
 
-	// output written after the restart reaches the log, and none of the
-	// earlier output is repeated
-	stdout := waitForLog(t, task, "stdout", func(s string) bool { return strings.Contains(s, "mark seen\n") })
-	require.Equal(t, "job started\nmark seen\n", stdout)
+	// output written during the outage and after the restart reaches the
+	// log, and none of the earlier output is repeated
+	stdout := waitForLog(t, task, "stdout", func(s string) bool { return strings.Contains(s, "after restart\n") })
+	require.Equal(t, "job started\nduring outage\nafter restart\n", stdout)
 
 	// stop and destroy work as before the restart
 	require.NoError(t, d.StopTask(task.ID, 30*time.Second, "SIGTERM"))
