@@ -88,7 +88,7 @@ func (d *Driver) buildFingerprint(ctx context.Context) *drivers.Fingerprint {
 	if _, err := docker.Ping(pingCtx); err != nil {
 		return &drivers.Fingerprint{
 			Health:            drivers.HealthStateUndetected,
-			HealthDescription: fmt.Sprintf("the Docker engine at %s is not reachable: %v", settings.dockerEndpoint, err),
+			HealthDescription: fmt.Sprintf("the Docker engine at %s is not reachable: %v; start the engine, or set docker_endpoint in the plugin config to where it listens", settings.dockerEndpoint, err),
 		}
 	}
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/hashicorp/go-hclog"
@@ -72,6 +73,14 @@ type logStreamer struct {
 
 	// done is closed when the stream has ended and the fifos are closed.
 	done chan struct{}
+
+	// cancel ends the stream early, for a task whose exit is reported
+	// while the engine cannot be reached for the rest of its output.
+	cancel context.CancelFunc
+
+	// failingSince is when the stream last failed, or zero while it runs.
+	// Only the first failure of an outage is logged as a warning.
+	failingSince time.Time
 }
 
 // logPositionPath returns where the streamer of a task keeps its position.
@@ -87,6 +96,7 @@ func startLogStreamer(ctx context.Context, docker *client.Client, containerID st
 	if fifos == nil && (stdoutPath == "" || stderrPath == "") {
 		return nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	s := &logStreamer{
 		docker:       docker,
 		containerID:  containerID,
@@ -97,6 +107,7 @@ func startLogStreamer(ctx context.Context, docker *client.Client, containerID st
 		fifos:        fifos,
 		cursor:       readLogPosition(positionPath, logger),
 		done:         make(chan struct{}),
+		cancel:       cancel,
 	}
 	go s.run(ctx)
 	return s
@@ -121,9 +132,18 @@ func (s *logStreamer) run(ctx context.Context) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
+		if cerrdefs.IsNotFound(err) {
+			s.logger.Warn("the container is gone; its log stream ends", "error", err)
+			return
+		}
 
 		// the engine may be restarting: resume after the last line
-		s.logger.Warn("the log stream failed, resuming", "error", err)
+		if s.failingSince.IsZero() {
+			s.failingSince = time.Now()
+			s.logger.Warn("the log stream failed, resuming once the Docker engine responds", "error", err)
+		} else {
+			s.logger.Debug("the log stream failed again", "error", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -143,6 +163,10 @@ func (s *logStreamer) stream(ctx context.Context, stdout, stderr io.Writer) erro
 		return fmt.Errorf("failed to read the logs of container %s: %w", s.containerID, err)
 	}
 	defer body.Close()
+	if !s.failingSince.IsZero() {
+		s.logger.Info("the log stream resumed", "outage", time.Since(s.failingSince).Round(time.Millisecond))
+		s.failingSince = time.Time{}
+	}
 	return s.copyFrames(body, stdout, stderr)
 }
 
