@@ -25,10 +25,51 @@ type advertised struct {
 
 // lastGood keeps the last address that resolved, so that a metadata
 // outage does not take SSH away from a client whose address has not
-// changed.
+// changed. store keeps it across plugin restarts within one boot.
 type lastGood struct {
 	mu     sync.Mutex
 	result *advertise.Result
+	store  addressStore
+}
+
+// rememberAddress makes result the last good address, and saves it when
+// its addresses changed.
+func (d *Driver) rememberAddress(result advertise.Result) {
+	d.lastGood.mu.Lock()
+	previous := d.lastGood.result
+	d.lastGood.result = &result
+	store := d.lastGood.store
+	d.lastGood.mu.Unlock()
+
+	if previous != nil && sameAddresses(*previous, result) {
+		return
+	}
+	if err := store.save(result); err != nil {
+		d.logger.Warn("failed to save the last address that resolved", "error", err)
+	}
+}
+
+// loadLastAddress makes the address saved in data_dir during this boot the
+// last good address, unless one resolved already.
+func (d *Driver) loadLastAddress(dataDir string) {
+	store, err := newAddressStore(dataDir)
+	if err != nil {
+		d.logger.Warn("the last address that resolved is kept in memory only", "error", err)
+	}
+	saved, err := store.load()
+	if err != nil {
+		d.logger.Warn("failed to load the last address that resolved", "error", err)
+	}
+
+	d.lastGood.mu.Lock()
+	defer d.lastGood.mu.Unlock()
+	d.lastGood.store = store
+	if saved == nil || d.lastGood.result != nil {
+		return
+	}
+	d.lastGood.result = saved
+	d.logger.Info("loaded the last address that resolved in this boot", "path", store.path,
+		"ipv4", saved.IPv4.String(), "ipv6", saved.IPv6.String(), "resolved_at", saved.ResolvedAt)
 }
 
 // currentAddress returns the address for the configured family. When a
@@ -42,9 +83,7 @@ func (d *Driver) currentAddress(ctx context.Context, settings *settings, resolve
 		if err != nil {
 			return nil, err
 		}
-		d.lastGood.mu.Lock()
-		d.lastGood.result = &result
-		d.lastGood.mu.Unlock()
+		d.rememberAddress(result)
 		return &advertised{result: result, address: address, source: source}, nil
 	}
 

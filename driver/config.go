@@ -20,8 +20,9 @@ const (
 	// DefaultDockerEndpoint is where the Docker engine listens on Linux.
 	DefaultDockerEndpoint = "unix:///var/run/docker.sock"
 
-	// DefaultInitDir is where the plugin installs the init that it carries.
-	DefaultInitDir = "/var/lib/nomad-driver-sshrerun"
+	// DefaultDataDir is the plugin's own directory: the init that it carries
+	// and the last address that resolved.
+	DefaultDataDir = "/var/lib/nomad-driver-sshrerun"
 
 	// DefaultPullActivityTimeout is how long a pull may go without progress
 	// before it is cancelled.
@@ -65,9 +66,9 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("allow_privileged", "bool", false),
 		hclspec.NewLiteral("false"),
 	),
-	"init_dir": hclspec.NewDefault(
-		hclspec.NewAttr("init_dir", "string", false),
-		hclspec.NewLiteral(`"`+DefaultInitDir+`"`),
+	"data_dir": hclspec.NewDefault(
+		hclspec.NewAttr("data_dir", "string", false),
+		hclspec.NewLiteral(`"`+DefaultDataDir+`"`),
 	),
 	"pull_activity_timeout": hclspec.NewDefault(
 		hclspec.NewAttr("pull_activity_timeout", "string", false),
@@ -148,7 +149,7 @@ var capabilities = &drivers.Capabilities{
 type PluginConfig struct {
 	DockerEndpoint      string           `codec:"docker_endpoint"`
 	AllowPrivileged     bool             `codec:"allow_privileged"`
-	InitDir             string           `codec:"init_dir"`
+	DataDir             string           `codec:"data_dir"`
 	PullActivityTimeout string           `codec:"pull_activity_timeout"`
 	Advertise           *AdvertiseConfig `codec:"advertise"`
 }

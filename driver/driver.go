@@ -137,10 +137,15 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return fmt.Errorf("plugin config advertise: %w", err)
 	}
 
-	if err := d.installInit(settings.initDir); err != nil {
+	if err := initbin.PrepareDir(settings.dataDir); err != nil {
+		_ = docker.Close()
+		return fmt.Errorf("plugin config data_dir: %w", err)
+	}
+	if err := d.installInit(settings.dataDir); err != nil {
 		_ = docker.Close()
 		return err
 	}
+	d.loadLastAddress(settings.dataDir)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -153,7 +158,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 
 	d.logger.Info("plugin configured",
 		"docker_endpoint", settings.dockerEndpoint,
-		"init_dir", settings.initDir,
+		"data_dir", settings.dataDir,
 		"override_file", advConfig.OverrideFile,
 		"imds_endpoint", advConfig.IMDSEndpoint,
 		"imds_timeout", advConfig.IMDSTimeout.String(),

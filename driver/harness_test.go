@@ -50,6 +50,10 @@ func newTestDriverWith(t *testing.T, pluginConfig map[string]interface{}, config
 	if pluginConfig == nil {
 		pluginConfig = defaultTestPluginConfig(t)
 	}
+	// the plugin's files go to the test's own directory
+	if _, ok := pluginConfig["data_dir"]; !ok {
+		pluginConfig["data_dir"] = t.TempDir()
+	}
 
 	logger := testlog.HCLogger(t)
 	impl := NewPlugin(logger)

@@ -7,17 +7,17 @@ import (
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/initbin"
 )
 
-// installInit installs the init that the plugin carries into initDir and
+// installInit installs the init that the plugin carries into dataDir and
 // makes it the init of new containers. A plugin without one keeps its own
 // executable as the init.
-func (d *Driver) installInit(initDir string) error {
+func (d *Driver) installInit(dataDir string) error {
 	if d.embeddedInit == nil {
 		d.logger.Info("containers run the plugin's own executable as their init", "init_binary", d.initBinary)
 		return nil
 	}
-	path, err := initbin.Install(initDir, d.embeddedInit)
+	path, err := initbin.Install(dataDir, d.embeddedInit)
 	if err != nil {
-		return fmt.Errorf("plugin config init_dir: %w", err)
+		return fmt.Errorf("plugin config data_dir: %w", err)
 	}
 
 	d.mu.Lock()
@@ -29,8 +29,8 @@ func (d *Driver) installInit(initDir string) error {
 
 // currentInit returns the host path of the init that new containers mount.
 // When the installed file has gone, for example because a cleanup emptied
-// init_dir, it is installed again.
-func (d *Driver) currentInit(initDir string) (string, error) {
+// data_dir, it is installed again.
+func (d *Driver) currentInit(dataDir string) (string, error) {
 	d.mu.RLock()
 	path := d.initBinary
 	d.mu.RUnlock()
@@ -45,7 +45,7 @@ func (d *Driver) currentInit(initDir string) (string, error) {
 	}
 
 	d.logger.Warn("the installed container init is missing; installing it again", "init_binary", path)
-	if err := d.installInit(initDir); err != nil {
+	if err := d.installInit(dataDir); err != nil {
 		return "", err
 	}
 	d.mu.RLock()

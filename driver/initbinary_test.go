@@ -12,23 +12,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A plugin that carries the init installs it into init_dir, and containers
+// A plugin that carries the init installs it into data_dir, and containers
 // mount that file: SSH works, and the file comes back when it is deleted.
 func TestDriver_EmbeddedInitMounted(t *testing.T) {
 	initBytes, err := os.ReadFile(testInitBinary)
 	require.NoError(t, err)
-	initDir := filepath.Join(t.TempDir(), "init")
+	dataDir := filepath.Join(t.TempDir(), "init")
 	config := defaultTestPluginConfig(t)
-	config["init_dir"] = initDir
+	config["data_dir"] = dataDir
 
 	d := newTestDriverWith(t, config, func(impl *Driver) {
 		impl.initBinary = ""
 		impl.embeddedInit = initBytes
 	})
-	entries, err := os.ReadDir(initDir)
+	entries, err := os.ReadDir(dataDir)
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "SetConfig installs the init")
-	installed := filepath.Join(initDir, entries[0].Name())
+	installed := filepath.Join(dataDir, entries[0].Name())
 
 	key := newUserKey(t)
 	port := freeSSHPort(t)
@@ -44,7 +44,7 @@ func TestDriver_EmbeddedInitMounted(t *testing.T) {
 	// the first task goes before the second starts
 	require.NoError(t, d.DestroyTask(task.ID, true))
 
-	// a cleanup that empties init_dir does not break the next start
+	// a cleanup that empties data_dir does not break the next start
 	require.NoError(t, os.Remove(installed))
 	port2 := freeSSHPort(t)
 	task2 := newSleepingSSHTask(t, port2, key)
@@ -54,21 +54,21 @@ func TestDriver_EmbeddedInitMounted(t *testing.T) {
 	c2.Close()
 }
 
-// A plugin config whose init_dir other users may write is refused, since
+// A plugin config whose data_dir other users may write is refused, since
 // every container would run what they put there.
 func TestDriver_EmbeddedInitRejectsSharedDir(t *testing.T) {
-	initDir := t.TempDir()
-	require.NoError(t, os.Chmod(initDir, 0o777))
+	dataDir := t.TempDir()
+	require.NoError(t, os.Chmod(dataDir, 0o777))
 	d := NewPlugin(testlog.HCLogger(t))
 	t.Cleanup(d.Shutdown)
 	d.embeddedInit = []byte("the init")
 
 	var encoded []byte
-	require.NoError(t, base.MsgPackEncode(&encoded, &PluginConfig{InitDir: initDir}))
+	require.NoError(t, base.MsgPackEncode(&encoded, &PluginConfig{DataDir: dataDir}))
 	err := d.SetConfig(&base.Config{PluginConfig: encoded})
 	require.Error(t, err)
-	require.Contains(t, err.Error(), "plugin config init_dir: init_dir "+initDir+" has mode")
-	require.Contains(t, err.Error(), "run chmod go-w "+initDir)
+	require.Contains(t, err.Error(), "plugin config data_dir: data_dir "+dataDir+" has mode")
+	require.Contains(t, err.Error(), "run chmod go-w "+dataDir)
 }
 
 // requireInitMount checks that the container runs the init at hostPath,

@@ -25,7 +25,7 @@ const initLogLevel = "warn"
 // ready event reports, or nil without an ssh block, and the user of exec
 // sessions, or "" for the container's own.
 func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskConfig *TaskConfig, containerSpec *spec.Spec, settings *settings, resolver *advertise.Resolver) (*SSHState, string, error) {
-	initBinary, err := d.currentInit(settings.initDir)
+	initBinary, err := d.currentInit(settings.dataDir)
 	if err != nil {
 		return nil, "", err
 	}

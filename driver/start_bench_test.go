@@ -65,6 +65,7 @@ func newBenchDriver(b *testing.B) *Driver {
 	b.Cleanup(d.Shutdown)
 	var encoded []byte
 	require.NoError(b, base.MsgPackEncode(&encoded, &PluginConfig{
+		DataDir:   b.TempDir(),
 		Advertise: &AdvertiseConfig{OverrideFile: override, IMDSEndpoint: "http://127.0.0.1:9", LocalIPv4Fallback: true},
 	}))
 	require.NoError(b, d.SetConfig(&base.Config{PluginConfig: encoded}))

@@ -21,7 +21,7 @@ import (
 type settings struct {
 	dockerEndpoint      string
 	allowPrivileged     bool
-	initDir             string
+	dataDir             string
 	pullActivityTimeout time.Duration
 	family              advertise.Family
 	advertise           advertise.Config
@@ -39,12 +39,12 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		return nil, err
 	}
 
-	initDir := cfg.InitDir
-	if initDir == "" {
-		initDir = DefaultInitDir
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		dataDir = DefaultDataDir
 	}
-	if !filepath.IsAbs(initDir) {
-		return nil, fmt.Errorf("plugin config init_dir = %q is not an absolute path; give the full path of a directory that only the Nomad client's user can write, for example %q", cfg.InitDir, DefaultInitDir)
+	if !filepath.IsAbs(dataDir) {
+		return nil, fmt.Errorf("plugin config data_dir = %q is not an absolute path; give the full path of a directory that only the Nomad client's user can write, for example %q", cfg.DataDir, DefaultDataDir)
 	}
 
 	pullTimeout, err := parsePositiveDuration("pull_activity_timeout", cfg.PullActivityTimeout, DefaultPullActivityTimeout)
@@ -87,7 +87,7 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		family:              family,
 		dockerEndpoint:      endpoint,
 		allowPrivileged:     cfg.AllowPrivileged,
-		initDir:             filepath.Clean(initDir),
+		dataDir:             filepath.Clean(dataDir),
 		pullActivityTimeout: pullTimeout,
 		advertise: advertise.Config{
 			OverrideFile:      overrideFile,

@@ -31,7 +31,7 @@ func TestValidatePluginConfig_Defaults(t *testing.T) {
 	s, err := validatePluginConfig(&PluginConfig{Advertise: &AdvertiseConfig{LocalIPv4Fallback: true}})
 	require.NoError(t, err)
 	require.Equal(t, DefaultDockerEndpoint, s.dockerEndpoint)
-	require.Equal(t, DefaultInitDir, s.initDir)
+	require.Equal(t, DefaultDataDir, s.dataDir)
 	require.Equal(t, "/etc/circleci/public-ipv4", s.advertise.OverrideFile)
 	require.Equal(t, "", s.advertise.IMDSEndpoint)
 	require.Equal(t, 5*time.Second, s.advertise.IMDSTimeout)
@@ -53,7 +53,7 @@ func TestValidatePluginConfig_Invalid(t *testing.T) {
 		{"timeout negative", PluginConfig{Advertise: &AdvertiseConfig{IMDSTimeout: "-1s"}}, `advertise.imds_timeout = "-1s" must be greater than zero`},
 		{"refresh too short", PluginConfig{Advertise: &AdvertiseConfig{RefreshInterval: "100ms"}}, `advertise.refresh_interval = "100ms" is shorter than 1s`},
 		{"bad family", PluginConfig{Advertise: &AdvertiseConfig{Family: "ip4"}}, `advertise.family = "ip4" is not an address family; use "ipv4" or "ipv6"`},
-		{"init_dir relative", PluginConfig{InitDir: "var/lib/sshrerun"}, `init_dir = "var/lib/sshrerun" is not an absolute path`},
+		{"data_dir relative", PluginConfig{DataDir: "var/lib/sshrerun"}, `data_dir = "var/lib/sshrerun" is not an absolute path`},
 		{"override relative", PluginConfig{Advertise: &AdvertiseConfig{OverrideFile: "public-ipv4"}}, `advertise.override_file = "public-ipv4" is not an absolute path`},
 	}
 	for _, tc := range cases {

@@ -24,7 +24,7 @@ func TestInstall_OneReadOnlyFilePerContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if mode := dirInfo.Mode().Perm(); mode != 0o755 {
-		t.Fatalf("init_dir mode = %v, want 0755", mode)
+		t.Fatalf("data_dir mode = %v, want 0755", mode)
 	}
 
 	// the same content keeps the same file; another build gets its own
@@ -47,7 +47,7 @@ func TestInstall_OneReadOnlyFilePerContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(entries) != 2 {
-		t.Fatalf("init_dir contains %d files, want the 2 installed inits", len(entries))
+		t.Fatalf("data_dir contains %d files, want the 2 installed inits", len(entries))
 	}
 }
 
@@ -89,7 +89,7 @@ func TestInstall_RejectsUnsafeDir(t *testing.T) {
 	cases := []struct {
 		name, dir, want string
 	}{
-		{"relative", "var/lib/sshrerun", `init_dir "var/lib/sshrerun" is not an absolute path`},
+		{"relative", "var/lib/sshrerun", `data_dir "var/lib/sshrerun" is not an absolute path`},
 		{"writable by others", shared, "run chmod go-w " + shared},
 		{"not a directory", notDir, "is not a directory"},
 	}

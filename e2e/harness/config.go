@@ -27,9 +27,10 @@ type clientHCL struct {
 	IMDSEndpoint     string
 	DockerVolumes    bool
 
-	// InitDir is the plugin's init_dir; render sets it inside the agent's
-	// data dir, so that the tests leave nothing outside their folders.
-	InitDir string
+	// PluginDataDir is the plugin's data_dir; render sets it inside the
+	// agent's data dir, so that the tests leave nothing outside their
+	// folders.
+	PluginDataDir string
 }
 
 // render returns the agent's HCL config. A client denies the cloud
@@ -76,7 +77,7 @@ server {
 	}
 	if c.Client != nil {
 		client := *c.Client
-		client.InitDir = filepath.Join(c.DataDir, "sshrerun-init")
+		client.PluginDataDir = filepath.Join(c.DataDir, "sshrerun")
 		b.WriteString(client.render())
 	}
 	return b.String()
@@ -102,7 +103,7 @@ client {
 
 plugin "nomad-driver-sshrerun" {
   config {
-    init_dir = %q
+    data_dir = %q
 
     advertise {
       override_file    = %q
@@ -126,7 +127,7 @@ plugin "docker" {
     }
   }
 }
-`, strings.Join(servers, ", "), c.MinPort, c.MaxPort, c.InitDir, c.OverrideFile, c.IMDSEndpoint, c.DockerVolumes)
+`, strings.Join(servers, ", "), c.MinPort, c.MaxPort, c.PluginDataDir, c.OverrideFile, c.IMDSEndpoint, c.DockerVolumes)
 }
 
 // pluginDir is the agents' plugin_dir: the folder of PluginBinary, which
