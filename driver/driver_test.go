@@ -284,12 +284,20 @@ func TestDriver_NumericNonRootUser(t *testing.T) {
 	task.User = "1000:1000"
 	d.startTask(t, task)
 
-	// the init, the job and the sessions run as the task's user
+	// the job and the sessions run as the task's user, with the HOME that
+	// Docker gives a user without an /etc/passwd entry
 	c := dialSSH(t, port, "root", key)
 	defer c.Close()
-	out, status := runSSH(t, c, "id -u; id -g")
+	out, status := runSSH(t, c, "id -u; id -g; echo $HOME")
 	require.Equal(t, 0, status)
-	require.Equal(t, "1000\n1000\n", out)
+	require.Equal(t, "1000\n1000\n/\n", out)
+
+	// the init runs as root: the user can neither read its config, which
+	// holds the host key, nor write to its event file
+	_, status = runSSH(t, c, "cat /.sshrerun/config.json")
+	require.NotEqual(t, 0, status)
+	_, status = runSSH(t, c, "echo forged >> /.sshrerun/events/events.jsonl")
+	require.NotEqual(t, 0, status)
 }
 
 func TestDriver_MemoryLimitAndOOMKill(t *testing.T) {

@@ -39,20 +39,19 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 		LogLevel: initLogLevel,
 	}
 
-	// the init runs as the container's user, which must be able to read its
-	// config and write its events. A user known only by name inside the
-	// image cannot own those files, so the container runs as root, and the
-	// init looks the name up and runs the job and the sessions as that user.
+	// the init runs as root, so that only it reads its config, which holds
+	// the host key, and writes its events. For any other container user,
+	// it runs the job and the sessions as that user, whom it looks up in
+	// the image's /etc/passwd and /etc/group.
 	containerUser := cfg.User
 	if containerUser == "" {
 		containerUser = containerSpec.Image.User
 	}
-	uid, gid, named, err := containerIDs(containerUser)
-	if err != nil {
+	if err := validateContainerUser(containerUser); err != nil {
 		return nil, "", err
 	}
 	var execUser string
-	if named {
+	if !isRootUser(containerUser) {
 		initConfig.RunAs = containerUser
 		initConfig.SetHome = !envSetsHome(containerSpec.Image.Env, containerSpec.Task.Env)
 		containerSpec.Task.User = "0:0"
@@ -67,7 +66,7 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 		}
 
 		eventsDir := eventsHostDir(cfg.TaskDir().Dir)
-		if err := makeOwnedDir(eventsDir, uid, gid); err != nil {
+		if err := makePrivateDir(eventsDir); err != nil {
 			return nil, "", err
 		}
 		initConfig.EventsPath = spec.EventsDir + "/" + eventsFileName
@@ -77,7 +76,7 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 	// the config holds the host key, so it lives under the task's private
 	// directory, which is never mounted whole into the container
 	configPath := filepath.Join(cfg.TaskDir().Dir, "private", "sshrerun", "init.json")
-	if err := writeInitConfig(configPath, &initConfig, uid, gid); err != nil {
+	if err := writeInitConfig(configPath, &initConfig); err != nil {
 		return nil, "", err
 	}
 	containerSpec.Init.Binary = initBinary
@@ -145,10 +144,9 @@ func (d *Driver) prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskCo
 }
 
 // writeInitConfig writes the init's config, which holds the host key, as a
-// file that only the container's user can read. The directory is the
-// driver's own, mode 0700, because Nomad leaves the task's private
-// directory world-readable.
-func writeInitConfig(path string, cfg *sshserver.Config, uid, gid int) error {
+// file that only root can read. The directory is the driver's own, mode
+// 0700, because Nomad leaves the task's private directory world-readable.
+func writeInitConfig(path string, cfg *sshserver.Config) error {
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("failed to encode the SSH server config: %w", err)
@@ -156,50 +154,44 @@ func writeInitConfig(path string, cfg *sshserver.Config, uid, gid int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("failed to create the directory for the SSH server config: %w", err)
 	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return fmt.Errorf("failed to write the SSH server config %s: %w", path, err)
+	// a new file, so that a config left by an earlier start of the task
+	// keeps neither its owner nor its content
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("failed to write the SSH server config %s: %w", tmp, err)
 	}
-	if uid != 0 || gid != 0 {
-		if err := os.Chown(path, uid, gid); err != nil {
-			return fmt.Errorf("failed to hand the SSH server config %s to the container user %d:%d: %w", path, uid, gid, err)
-		}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("failed to write the SSH server config %s: %w", path, err)
 	}
 	return nil
 }
 
-// makeOwnedDir creates dir, mode 0700, owned by uid and gid.
-func makeOwnedDir(dir string, uid, gid int) error {
+// makePrivateDir creates dir, mode 0700, for the init, which runs as root.
+func makePrivateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("failed to create %s: %w", dir, err)
 	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		return fmt.Errorf("failed to hand %s to the container user %d:%d: %w", dir, uid, gid, err)
-	}
 	return nil
 }
 
-// containerIDs returns the uid and gid of a container user given as "",
-// "root", "uid" or "uid:gid", with named false. A user or group given by
-// name returns 0, 0 and named true: only the image's /etc/passwd and
-// /etc/group can resolve it, which the init reads inside the container.
-func containerIDs(user string) (uid, gid int, named bool, err error) {
-	if user == "" || user == "root" {
-		return 0, 0, false, nil
+// validateContainerUser checks a container user in one of Docker's forms:
+// "", a name or UID, optionally followed by ":" and a group name or GID.
+func validateContainerUser(user string) error {
+	if user == "" || containerUserPattern.MatchString(user) {
+		return nil
 	}
-	if !containerUserPattern.MatchString(user) {
-		return 0, 0, false, fmt.Errorf("the container user %q is invalid; set the task's user to a name or UID, optionally followed by \":\" and a group name or GID, such as \"circleci\" or \"1000:1000\"", user)
+	return fmt.Errorf("the container user %q is invalid; set the task's user to a name or UID, optionally followed by \":\" and a group name or GID, such as \"circleci\" or \"1000:1000\"", user)
+}
+
+// isRootUser reports whether user is root with root's group, which the
+// init runs as.
+func isRootUser(user string) bool {
+	switch user {
+	case "", "root", "0", "root:root", "0:0", "root:0", "0:root":
+		return true
 	}
-	name, group, hasGroup := strings.Cut(user, ":")
-	uid, uidErr := strconv.Atoi(name)
-	gid = uid
-	var gidErr error
-	if hasGroup {
-		gid, gidErr = strconv.Atoi(group)
-	}
-	if uidErr != nil || gidErr != nil {
-		return 0, 0, true, nil
-	}
-	return uid, gid, false, nil
+	return false
 }
 
 // containerUserPattern matches the user forms of Docker's USER: a name or

@@ -90,11 +90,12 @@ func (t *sessionEventTailer) run(ctx context.Context, exited <-chan struct{}) {
 // readFrom emits the complete lines after offset and returns the offset
 // after the last of them.
 //
-// The job's processes can write to the event directory too, so the file is
-// read as untrusted input. It is never read through a symbolic link and
-// only when it is a regular file. A poll reads at most maxEventsRead bytes,
-// and lines longer than maxEventLine are dropped.
-// NOTE: a job can still append lines that look like the init's events.
+// A job that runs as root can write to the event directory too, so the
+// file is read as untrusted input. It is never read through a symbolic link
+// and only when it is a regular file. A poll reads at most maxEventsRead
+// bytes, and lines longer than maxEventLine are dropped.
+// NOTE: a job that runs as root can still append lines that look like the
+// init's events.
 func (t *sessionEventTailer) readFrom(offset int64) int64 {
 	f, err := os.OpenFile(t.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {

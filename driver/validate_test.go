@@ -124,33 +124,20 @@ func TestSSHCommand(t *testing.T) {
 	require.False(t, strings.Contains(cmd, "  "))
 }
 
-func TestContainerIDs(t *testing.T) {
-	cases := []struct {
-		user     string
-		uid, gid int
-		named    bool
-	}{
-		{"", 0, 0, false},
-		{"root", 0, 0, false},
-		{"0", 0, 0, false},
-		{"1000", 1000, 1000, false},
-		{"1000:2000", 1000, 2000, false},
-		{"circleci", 0, 0, true},
-		{"1000:staff", 0, 0, true},
-		{"circleci:1000", 0, 0, true},
+func TestIsRootUser(t *testing.T) {
+	for _, user := range []string{"", "root", "0", "0:0", "root:root"} {
+		require.True(t, isRootUser(user), user)
 	}
-	for _, tc := range cases {
-		uid, gid, named, err := containerIDs(tc.user)
-		require.NoError(t, err, tc.user)
-		require.Equal(t, tc.uid, uid, tc.user)
-		require.Equal(t, tc.gid, gid, tc.user)
-		require.Equal(t, tc.named, named, tc.user)
+	for _, user := range []string{"1000", "1000:1000", "circleci", "0:1000", "root:ci"} {
+		require.False(t, isRootUser(user), user)
 	}
 }
 
-func TestContainerIDs_Invalid(t *testing.T) {
+func TestValidateContainerUser(t *testing.T) {
+	for _, user := range []string{"", "root", "1000", "1000:2000", "circleci", "circleci:ci", "1000:staff"} {
+		require.NoError(t, validateContainerUser(user), user)
+	}
 	for _, user := range []string{"bad user", "-x", "a:b:c", ":1000", strings.Repeat("u", 33)} {
-		_, _, _, err := containerIDs(user)
-		require.ErrorContains(t, err, fmt.Sprintf("the container user %q is invalid", user))
+		require.ErrorContains(t, validateContainerUser(user), fmt.Sprintf("the container user %q is invalid", user))
 	}
 }
