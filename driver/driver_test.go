@@ -116,7 +116,9 @@ func TestDriver_StopTaskSignalReachesJob(t *testing.T) {
 		Image:   testImage,
 		Command: "/bin/sh",
 		Args:    []string{"-c", "trap 'exit 42' INT; while :; do sleep 0.1; done"},
-		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
+		// a stop skips the hold: with one, the kill after the timeout
+		// would end the task with 137
+		SSH: &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}, WaitForConnection: "10m"},
 	})
 	d.startTask(t, task)
 
@@ -125,7 +127,7 @@ func TestDriver_StopTaskSignalReachesJob(t *testing.T) {
 	dialSSH(t, port, "root", key).Close()
 
 	require.NoError(t, d.StopTask(task.ID, 20*time.Second, "SIGINT"))
-	result := d.waitExit(t, task.ID, 30*time.Second)
+	result := d.waitExit(t, task.ID, 15*time.Second)
 	require.Equal(t, 42, result.ExitCode)
 }
 

@@ -212,6 +212,42 @@ func TestHoldEndsOnSignalWithSessionOpen(t *testing.T) {
 	assert.Equal(t, "received SIGINT", hold.Reason)
 }
 
+// A stop signal that ends the running job, as Nomad's kill_signal does,
+// ends the init with the job's exit code, without a hold.
+func TestNoHoldAfterStopSignal(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	cfg := newHoldConfig(t, signer, "1h", "sh", "-c", "trap 'exit 143' TERM; while :; do sleep 0.05; done")
+	signals := make(chan os.Signal, 1)
+	ti := startInit(t, cfg, Options{Signals: signals})
+	waitFor(t, "the job to start", func() bool { return strings.Contains(ti.logs.String(), "job started") })
+
+	signals <- syscall.SIGTERM
+	result := ti.wait(t)
+
+	assert.Equal(t, 143, result.code)
+	assert.NotContains(t, ti.logs.String(), holdLogMessage)
+	assert.Contains(t, ti.logs.String(), `no SSH hold, because the job was stopped: signal=SIGTERM`)
+	events := readEvents(t, cfg.EventsPath)
+	require.Equal(t, []string{EventJobExited}, eventTypes(events))
+	assert.Empty(t, events[0].HoldUntil)
+}
+
+// A signal that does not ask for a stop, such as one that `nomad alloc
+// signal` sends for the job, keeps the hold.
+func TestHoldAfterOtherSignal(t *testing.T) {
+	signer, _ := newEd25519Signer(t)
+	cfg := newHoldConfig(t, signer, "300ms", "sh", "-c", "trap 'exit 3' USR1; while :; do sleep 0.05; done")
+	signals := make(chan os.Signal, 1)
+	ti := startInit(t, cfg, Options{Signals: signals})
+	waitFor(t, "the job to start", func() bool { return strings.Contains(ti.logs.String(), "job started") })
+
+	signals <- syscall.SIGUSR1
+	result := ti.wait(t)
+
+	assert.Equal(t, 3, result.code)
+	assert.Contains(t, ti.logs.String(), holdLogMessage)
+}
+
 func TestNoHoldWithZeroWait(t *testing.T) {
 	signer, _ := newEd25519Signer(t)
 	cfg := newHoldConfig(t, signer, "0s", "sh", "-c", "exit 5")

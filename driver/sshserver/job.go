@@ -38,6 +38,20 @@ var forwardedSignals = []os.Signal{
 type job struct {
 	child  *child
 	reaper *reaper
+
+	// stoppedBy is the first stop signal forwarded to the job, or nil.
+	stoppedBy os.Signal
+}
+
+// isStopSignal reports whether sig asks the container to stop, as Nomad's
+// kill_signal and `docker stop` do. A job that such a signal ended gets no
+// SSH hold: the stop came from outside, and nobody waits to debug it.
+func isStopSignal(sig os.Signal) bool {
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP:
+		return true
+	}
+	return false
 }
 
 // jobStartError is a failure to start the job's command, with the exit code
@@ -97,6 +111,9 @@ func superviseJob(ctx context.Context, j *job, signals <-chan os.Signal, logger 
 			return j.child.status, nil
 
 		case sig := <-signals:
+			if isStopSignal(sig) && j.stoppedBy == nil {
+				j.stoppedBy = sig
+			}
 			forwardSignal(j, sig, logger)
 
 		case <-ctx.Done():

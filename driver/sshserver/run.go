@@ -76,12 +76,17 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 	}
 	defer stopSSH()
 
-	code, err := runJob(ctx, cfg, id, reaper, opts, logger)
+	code, stoppedBy, err := runJob(ctx, cfg, id, reaper, opts, logger)
 	exited := time.Now()
 
-	// After ctx ended, the caller wants Run to return, so there is no hold.
+	// After ctx ended, the caller wants Run to return, so there is no hold,
+	// and after a stop signal the task is being stopped.
 	var jobHold *hold
-	if ctx.Err() == nil {
+	switch {
+	case ctx.Err() != nil:
+	case stoppedBy != nil:
+		logger.Info("no SSH hold, because the job was stopped", "signal", signalName(stoppedBy))
+	default:
 		jobHold = newHold(cfg, srv, exited)
 	}
 	events.write(jobExitedEvent(exited, code, jobHold))
@@ -92,10 +97,10 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 }
 
 // runJob starts the job and supervises it until it exits, and returns its
-// exit code. A job that cannot be started returns 126 or 127 and a
-// *jobStartError, which runJob logs, because a hold may follow before the
-// caller sees it.
-func runJob(ctx context.Context, cfg *Config, id *identity, reaper *reaper, opts Options, logger hclog.Logger) (int, error) {
+// exit code and the first stop signal forwarded to it, or nil. A job that
+// cannot be started returns 126 or 127 and a *jobStartError, which runJob
+// logs, because a hold may follow before the caller sees it.
+func runJob(ctx context.Context, cfg *Config, id *identity, reaper *reaper, opts Options, logger hclog.Logger) (int, os.Signal, error) {
 	j, err := startJob(cfg, id, reaper, jobStdio(opts.Stdio))
 	if err != nil {
 		code := exitCannotExecute
@@ -104,12 +109,12 @@ func runJob(ctx context.Context, cfg *Config, id *identity, reaper *reaper, opts
 			code = startErr.exitCode
 		}
 		logger.Error("job command failed to start", "command", cfg.Command, "error", err, "exit_code", code)
-		return code, err
+		return code, nil, err
 	}
 	logger.Info("job started", "pid", j.child.pid, "command", cfg.Command)
 
 	status, err := superviseJob(ctx, j, opts.Signals, logger)
-	return logJobExit(status, j.child.pid, logger), err
+	return logJobExit(status, j.child.pid, logger), j.stoppedBy, err
 }
 
 // startSSH serves SSH on listener, or on a new listener for
