@@ -22,6 +22,9 @@ type taskHandle struct {
 	// emit sends a driver event for the task.
 	emit func(message string, details map[string]string)
 
+	// emitReady sends the ready event, with the ssh command, for state.
+	emitReady func(state *SSHState)
+
 	// fifos are the log fifos that StartTask opened; nil for a recovered
 	// task, whose streamer opens them.
 	fifos *logFifos
@@ -69,7 +72,7 @@ func (h *taskHandle) run(ctx context.Context) {
 	hasSSH := h.state.SSH != nil
 	h.mu.RUnlock()
 	if hasSSH && h.emit != nil {
-		tailer := newSessionEventTailer(h.taskConfig.TaskDir().Dir, h.emit, h.logger)
+		tailer := newSessionEventTailer(h.taskConfig.TaskDir().Dir, h.withReadyRepeats(h.emit), h.logger)
 		go func() {
 			defer close(tailerDone)
 			tailer.run(ctx, exited)
@@ -138,4 +141,38 @@ func (h *taskHandle) result() *drivers.ExitResult {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.exitResult.Copy()
+}
+
+// readyRepeatAfter is how many session events may follow the ready event
+// before the handle sends it again. Nomad v1.6.3 keeps only the last 10
+// events of a task, and each SSH login adds two, so without a repeat the
+// ssh command would drop out of the task's events after five logins.
+const readyRepeatAfter = 6
+
+// withReadyRepeats returns emit, which also sends the ready event again
+// after every readyRepeatAfter events. Only the tailer's goroutine calls it.
+func (h *taskHandle) withReadyRepeats(emit func(string, map[string]string)) func(string, map[string]string) {
+	if h.emitReady == nil {
+		return emit
+	}
+	count := 0
+	return func(message string, details map[string]string) {
+		emit(message, details)
+		count++
+		if count < readyRepeatAfter {
+			return
+		}
+		count = 0
+
+		h.mu.RLock()
+		var state *SSHState
+		if h.state.SSH != nil {
+			copied := *h.state.SSH
+			state = &copied
+		}
+		h.mu.RUnlock()
+		if state != nil {
+			h.emitReady(state)
+		}
+	}
 }

@@ -44,6 +44,7 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 
 	h := newTaskHandle(handle.Config, state, docker, d.logger)
 	h.emit = d.taskEmitter(handle.Config)
+	h.emitReady = func(state *SSHState) { d.emitReady(handle.Config, state) }
 	d.tasks.Set(handle.Config.ID, h)
 	go h.run(d.ctx)
 	h.logger.Info("task recovered")

@@ -109,3 +109,20 @@ func TestSessionEvents_OverlongLineDropped(t *testing.T) {
 	require.Len(t, *events, 1)
 	require.Equal(t, "SSH closed: short", (*events)[0].message)
 }
+
+// The ssh command is sent again after every readyRepeatAfter session
+// events, so that it stays among the last 10 events that Nomad keeps.
+func TestSessionEvents_ReadyRepeats(t *testing.T) {
+	var messages []string
+	var readies []string
+	h := &taskHandle{state: TaskState{SSH: &SSHState{Host: "203.0.113.5", Port: 64535, User: "root"}}}
+	h.emitReady = func(state *SSHState) { readies = append(readies, SSHCommand(state)) }
+	emit := h.withReadyRepeats(func(message string, _ map[string]string) { messages = append(messages, message) })
+
+	for i := 0; i < 2*readyRepeatAfter+1; i++ {
+		emit("SSH session event", nil)
+	}
+
+	require.Len(t, messages, 2*readyRepeatAfter+1)
+	require.Equal(t, []string{"ssh -p 64535 root@203.0.113.5", "ssh -p 64535 root@203.0.113.5"}, readies)
+}

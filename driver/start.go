@@ -127,6 +127,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 
 	h := newTaskHandle(cfg, state, docker, d.logger)
 	h.emit = d.taskEmitter(cfg)
+	h.emitReady = func(state *SSHState) { d.emitReady(cfg, state) }
 	h.fifos = fifos
 	d.tasks.Set(cfg.ID, h)
 	go h.run(d.ctx)

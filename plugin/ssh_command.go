@@ -135,15 +135,15 @@ func findSSHEndpoint(client *api.Client, allocPrefix, taskName string) (*sshEndp
 	if !ok {
 		return nil, fmt.Errorf("allocation %s has no task %q (tasks: %s)", alloc.ID, taskName, strings.Join(names, ", "))
 	}
+	switch state.State {
+	case "pending":
+		return nil, fmt.Errorf("task %q of allocation %s is still pending; try again once it runs", taskName, alloc.ID)
+	case "dead":
+		return nil, fmt.Errorf("task %q of allocation %s has finished, so its SSH server is gone", taskName, alloc.ID)
+	}
 	event := readyEvent(state)
 	if event == nil {
-		if state.State == "pending" {
-			return nil, fmt.Errorf("task %q of allocation %s is still pending; try again once it runs", taskName, alloc.ID)
-		}
-		return nil, fmt.Errorf("task %q of allocation %s reports no ssh command; it needs an ssh block in its config (state: %s)", taskName, alloc.ID, state.State)
-	}
-	if state.State == "dead" {
-		return nil, fmt.Errorf("task %q of allocation %s has finished, so its SSH server is gone", taskName, alloc.ID)
+		return nil, fmt.Errorf("task %q of allocation %s reports no ssh command among its last %d events; it needs an ssh block in its config (state: %s)", taskName, alloc.ID, len(state.Events), state.State)
 	}
 
 	port, err := strconv.Atoi(event.Details[driver.DetailSSHPort])
