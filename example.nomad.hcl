@@ -36,6 +36,13 @@ job "ci-build" {
       mode     = "fail"
     }
 
+    # Nomad also places a failed batch job once more on a new allocation,
+    # with a new container and a new hold, unless rescheduling is off
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+
     task "build" {
       driver = "sshrerun"
 

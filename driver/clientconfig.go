@@ -1,7 +1,9 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/zclconf/go-cty/cty/msgpack"
 
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/advertise"
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/initbin"
 )
 
 // clientConfigFile is the part of a Nomad agent config file that holds
@@ -89,4 +92,21 @@ func ResolverConfig(cfg *PluginConfig) (advertise.Config, advertise.Family, erro
 		return advertise.Config{}, "", err
 	}
 	return s.advertise, s.family, nil
+}
+
+// CheckDataDir checks the plugin config's data_dir as the plugin does at
+// start, without creating it: a directory that exists must belong to this
+// process's user, and neither its group nor other users may write to it.
+func CheckDataDir(cfg *PluginConfig) error {
+	s, err := validatePluginConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(s.dataDir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := initbin.CheckDir(s.dataDir); err != nil {
+		return fmt.Errorf("plugin config data_dir: %w", err)
+	}
+	return nil
 }

@@ -67,7 +67,7 @@ func TestDriver_EmbeddedInitRejectsSharedDir(t *testing.T) {
 	require.NoError(t, base.MsgPackEncode(&encoded, &PluginConfig{DataDir: dataDir}))
 	err := d.SetConfig(&base.Config{PluginConfig: encoded})
 	require.Error(t, err)
-	require.Contains(t, err.Error(), "plugin config data_dir: data_dir "+dataDir+" has mode")
+	require.Contains(t, err.Error(), "plugin config data_dir: "+dataDir+" has mode")
 	require.Contains(t, err.Error(), "run chmod go-w "+dataDir)
 }
 

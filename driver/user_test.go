@@ -91,10 +91,16 @@ func TestDriver_NamedUserAndGroupFromTask(t *testing.T) {
 
 	c := dialSSH(t, port, "root", key)
 	defer c.Close()
-	out, status := runSSH(t, c, "id -u; id -g; echo $HOME")
+	out, status := runSSH(t, c, "id -u; id -g; id -G; echo $HOME")
 	require.Equal(t, 0, status)
-	// the task's HOME stays
-	require.Equal(t, "1000\n2000\n/work\n", out)
+	// as with Docker, the named group is the only one, and the task's HOME
+	// stays
+	require.Equal(t, "1000\n2000\n2000\n/work\n", out)
+
+	// nomad alloc exec gets the same groups from the engine
+	result, err := d.ExecTask(task.ID, []string{"id", "-G"}, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "2000\n", string(result.Stdout))
 }
 
 // A named user that the image does not define fails the task with the
@@ -108,6 +114,6 @@ func TestDriver_NamedUserMissingFromImage(t *testing.T) {
 	result := d.waitExit(t, task.ID, 30*time.Second)
 	require.Equal(t, 125, result.ExitCode)
 	waitForLog(t, task, "stderr", func(stderr string) bool {
-		return strings.Contains(stderr, `run_as user \"circleci\" is not in the container's /etc/passwd`)
+		return strings.Contains(stderr, `the container user \"circleci\" is not in the container's /etc/passwd`)
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,10 +35,17 @@ func runAdvertise(args []string, stdout, stderr io.Writer) int {
 	flags.Usage = func() { fmt.Fprint(stderr, advertiseUsage) }
 	configPath := flags.String("config", "", "the Nomad client config file with the plugin block")
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	if *configPath == "" || flags.NArg() > 0 {
-		fmt.Fprint(stderr, advertiseUsage)
+	switch {
+	case *configPath == "":
+		fmt.Fprintf(stderr, "error: -config is missing; give the Nomad client config file that contains the plugin block\n\n%s", advertiseUsage)
+		return 2
+	case flags.NArg() > 0:
+		fmt.Fprintf(stderr, "error: unexpected argument %q; advertise takes only -config FILE\n\n%s", flags.Arg(0), advertiseUsage)
 		return 2
 	}
 
@@ -48,6 +56,10 @@ func runAdvertise(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, family, err := driver.ResolverConfig(pluginConfig)
 	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	if err := driver.CheckDataDir(pluginConfig); err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
 	}

@@ -14,8 +14,13 @@ import (
 )
 
 // writeClientConfig writes a Nomad client config whose plugin block points
-// at overrideFile and endpoint.
+// at overrideFile and endpoint, with a data_dir of the test's own.
 func writeClientConfig(t *testing.T, overrideFile, endpoint string) string {
+	t.Helper()
+	return writeClientConfigWithDataDir(t, overrideFile, endpoint, t.TempDir())
+}
+
+func writeClientConfigWithDataDir(t *testing.T, overrideFile, endpoint, dataDir string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "client.hcl")
 	config := fmt.Sprintf(`
@@ -25,6 +30,8 @@ client {
 
 plugin "nomad-driver-sshrerun" {
   config {
+    data_dir = %q
+
     advertise {
       override_file = %q
       imds_endpoint = %q
@@ -32,7 +39,7 @@ plugin "nomad-driver-sshrerun" {
     }
   }
 }
-`, overrideFile, endpoint)
+`, dataDir, overrideFile, endpoint)
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
 	return path
 }
@@ -81,9 +88,29 @@ func TestAdvertise_InvalidOverrideFails(t *testing.T) {
 	require.False(t, strings.Contains(stdout.String(), "ssh commands will use"))
 }
 
+// The data_dir checks of the plugin's start run here too, so that a config
+// can be checked before the agent restarts.
+func TestAdvertise_SharedDataDirFails(t *testing.T) {
+	srv := newIMDS(t, "198.51.100.7")
+	shared := t.TempDir()
+	require.NoError(t, os.Chmod(shared, 0o777))
+	config := writeClientConfigWithDataDir(t, filepath.Join(t.TempDir(), "absent"), srv.URL, shared)
+
+	var stdout, stderr bytes.Buffer
+	code := runAdvertise([]string{"-config", config}, &stdout, &stderr)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr.String(), "plugin config data_dir: "+shared+" has mode")
+	require.Contains(t, stderr.String(), "run chmod go-w "+shared)
+}
+
 func TestAdvertise_Usage(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, 2, runAdvertise(nil, &stdout, &stderr))
+	require.Contains(t, stderr.String(), "error: -config is missing")
+	require.Contains(t, stderr.String(), "Usage: nomad-driver-sshrerun advertise -config FILE")
+
+	stderr.Reset()
+	require.Equal(t, 0, runAdvertise([]string{"-h"}, &stdout, &stderr))
 	require.Contains(t, stderr.String(), "Usage: nomad-driver-sshrerun advertise -config FILE")
 
 	stderr.Reset()

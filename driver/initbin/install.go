@@ -40,23 +40,23 @@ func Install(dir string, binary []byte) (string, error) {
 	// mounts a file that is half written
 	tmp, err := os.CreateTemp(dir, ".tmp-"+FileName+"-")
 	if err != nil {
-		return "", fmt.Errorf("failed to write the init into data_dir %s: %w", dir, err)
+		return "", fmt.Errorf("failed to write the init into %s: %w", dir, err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(binary); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("failed to write the init into data_dir %s: %w", dir, err)
+		return "", fmt.Errorf("failed to write the init into %s: %w", dir, err)
 	}
 	if err := tmp.Chmod(0o555); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("failed to make the init in data_dir %s executable: %w", dir, err)
+		return "", fmt.Errorf("failed to make the init in %s executable: %w", dir, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("failed to write the init into data_dir %s: %w", dir, err)
+		return "", fmt.Errorf("failed to write the init into %s: %w", dir, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("failed to write the init into data_dir %s: %w", dir, err)
+		return "", fmt.Errorf("failed to write the init into %s: %w", dir, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", fmt.Errorf("failed to install the init as %s: %w", path, err)
@@ -69,31 +69,31 @@ func Install(dir string, binary []byte) (string, error) {
 // its group nor other users may write to.
 func PrepareDir(dir string) error {
 	if !filepath.IsAbs(dir) {
-		return fmt.Errorf("data_dir %q is not an absolute path; set data_dir to an absolute directory such as /var/lib/nomad-driver-sshrerun", dir)
+		return fmt.Errorf("%q is not an absolute path; set data_dir to an absolute directory such as /var/lib/nomad-driver-sshrerun", dir)
 	}
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("failed to create data_dir %s: %w", dir, err)
+			return fmt.Errorf("failed to create %s: %w", dir, err)
 		}
 	}
-	return checkDir(dir)
+	return CheckDir(dir)
 }
 
-// checkDir fails when dir is not a directory of this process's user, or
+// CheckDir fails when dir is not a directory of this process's user, or
 // when its group or other users may write to it.
-func checkDir(dir string) error {
+func CheckDir(dir string) error {
 	info, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("failed to check data_dir %s: %w", dir, err)
+		return fmt.Errorf("failed to check %s: %w", dir, err)
 	}
 	if !info.IsDir() {
-		return fmt.Errorf("data_dir %s is not a directory; set data_dir to a directory that only the Nomad client's user can write", dir)
+		return fmt.Errorf("%s is not a directory; set data_dir to a directory that only the Nomad client's user can write", dir)
 	}
 	if info.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("data_dir %s has mode %v, so other users could replace the init of every container; run chmod go-w %s, or set data_dir to a directory that only the Nomad client's user can write", dir, info.Mode().Perm(), dir)
+		return fmt.Errorf("%s has mode %v, so other users could replace the init of every container; run chmod go-w %s, or set data_dir to a directory that only the Nomad client's user can write", dir, info.Mode().Perm(), dir)
 	}
 	if stat, ok := info.Sys().(*syscall.Stat_t); ok && int(stat.Uid) != os.Geteuid() {
-		return fmt.Errorf("data_dir %s belongs to uid %d, not to the plugin's uid %d; run chown %d %s, or set data_dir to a directory of the Nomad client's user", dir, stat.Uid, os.Geteuid(), os.Geteuid(), dir)
+		return fmt.Errorf("%s belongs to uid %d, not to the plugin's uid %d; run chown %d %s, or set data_dir to a directory of the Nomad client's user", dir, stat.Uid, os.Geteuid(), os.Geteuid(), dir)
 	}
 	return nil
 }

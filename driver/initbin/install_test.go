@@ -89,7 +89,7 @@ func TestInstall_RejectsUnsafeDir(t *testing.T) {
 	cases := []struct {
 		name, dir, want string
 	}{
-		{"relative", "var/lib/sshrerun", `data_dir "var/lib/sshrerun" is not an absolute path`},
+		{"relative", "var/lib/sshrerun", `"var/lib/sshrerun" is not an absolute path`},
 		{"writable by others", shared, "run chmod go-w " + shared},
 		{"not a directory", notDir, "is not a directory"},
 	}

@@ -46,11 +46,11 @@ func resolveRunAs(spec string) (*identity, error) {
 	}
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("run_as user %q has the UID %q in /etc/passwd, which is not a number; fix the image's /etc/passwd", name, u.Uid)
+		return nil, fmt.Errorf("the container user %q has the UID %q in /etc/passwd, which is not a number; fix the image's /etc/passwd", name, u.Uid)
 	}
 	gid, err := strconv.ParseUint(u.Gid, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("run_as user %q has the GID %q in /etc/passwd, which is not a number; fix the image's /etc/passwd", name, u.Gid)
+		return nil, fmt.Errorf("the container user %q has the GID %q in /etc/passwd, which is not a number; fix the image's /etc/passwd", name, u.Gid)
 	}
 
 	id := &identity{name: u.Username, uid: uint32(uid), gid: uint32(gid), home: u.HomeDir}
@@ -61,16 +61,19 @@ func resolveRunAs(spec string) (*identity, error) {
 		}
 		primary, err := strconv.ParseUint(g.Gid, 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("run_as group %q has the GID %q in /etc/group, which is not a number; fix the image's /etc/group", group, g.Gid)
+			return nil, fmt.Errorf("the container group %q has the GID %q in /etc/group, which is not a number; fix the image's /etc/group", group, g.Gid)
 		}
+		// as Docker does, a group given explicitly is the only group
 		id.gid = uint32(primary)
+		id.groups = []uint32{id.gid}
+		return id, nil
 	}
 
 	// the supplementary groups come from /etc/group; an image without one
 	// leaves the user in its primary group only
 	groupIDs, err := u.GroupIds()
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("failed to read the groups of run_as user %q from /etc/group: %w", name, err)
+		return nil, fmt.Errorf("failed to read the groups of the container user %q from /etc/group: %w", name, err)
 	}
 	id.groups = append(id.groups, id.gid)
 	for _, text := range groupIDs {
@@ -95,7 +98,7 @@ func lookupUser(name string) (*user.User, error) {
 		// a UID without an entry still runs, as Docker runs it
 		return &user.User{Uid: name, Gid: name, Username: name, HomeDir: "/"}, nil
 	}
-	return nil, fmt.Errorf("run_as user %q is not in the container's /etc/passwd: %w; add the user to the image, or set the task's user to a numeric UID", name, err)
+	return nil, fmt.Errorf("the container user %q is not in the container's /etc/passwd: %w; add the user to the image, or set the task's user to a numeric UID", name, err)
 }
 
 // lookupGroup finds name, or a GID, in /etc/group.
@@ -107,5 +110,5 @@ func lookupGroup(name string) (*user.Group, error) {
 	if _, numeric := strconv.ParseUint(name, 10, 32); numeric == nil {
 		return &user.Group{Gid: name, Name: name}, nil
 	}
-	return nil, fmt.Errorf("run_as group %q is not in the container's /etc/group: %w; add the group to the image, or use a numeric GID", name, err)
+	return nil, fmt.Errorf("the container group %q is not in the container's /etc/group: %w; add the group to the image, or use a numeric GID", name, err)
 }

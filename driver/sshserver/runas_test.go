@@ -32,8 +32,8 @@ func TestResolveRunAs_NumericWithoutEntry(t *testing.T) {
 
 func TestResolveRunAs_UnknownNames(t *testing.T) {
 	cases := map[string]string{
-		"no-such-user-sshrerun":       `run_as user "no-such-user-sshrerun" is not in the container's /etc/passwd`,
-		"root:no-such-group-sshrerun": `run_as group "no-such-group-sshrerun" is not in the container's /etc/group`,
+		"no-such-user-sshrerun":       `the container user "no-such-user-sshrerun" is not in the container's /etc/passwd`,
+		"root:no-such-group-sshrerun": `the container group "no-such-group-sshrerun" is not in the container's /etc/group`,
 	}
 	for spec, want := range cases {
 		_, err := resolveRunAs(spec)
