@@ -27,21 +27,32 @@ type advertised struct {
 // outage does not take SSH away from a client whose address has not
 // changed. store keeps it across plugin restarts within one boot.
 type lastGood struct {
-	mu     sync.Mutex
-	result *advertise.Result
-	store  addressStore
+	mu      sync.Mutex
+	result  *advertise.Result
+	store   addressStore
+	savedAt time.Time
 }
 
+// lastAddressSaveEvery is how often an unchanged address is saved again,
+// so that the time of a saved address that a restarted plugin serves stays
+// recent.
+const lastAddressSaveEvery = 5 * time.Minute
+
 // rememberAddress makes result the last good address, and saves it when
-// its addresses changed.
+// its addresses changed or the saved copy is older than
+// lastAddressSaveEvery.
 func (d *Driver) rememberAddress(result advertise.Result) {
 	d.lastGood.mu.Lock()
 	previous := d.lastGood.result
 	d.lastGood.result = &result
 	store := d.lastGood.store
+	unchanged := previous != nil && sameAddresses(*previous, result) && time.Since(d.lastGood.savedAt) < lastAddressSaveEvery
+	if !unchanged {
+		d.lastGood.savedAt = time.Now()
+	}
 	d.lastGood.mu.Unlock()
 
-	if previous != nil && sameAddresses(*previous, result) {
+	if unchanged {
 		return
 	}
 	if err := store.save(result); err != nil {

@@ -67,19 +67,14 @@ func (s addressStore) load() (*advertise.Result, error) {
 	return &saved.Result, nil
 }
 
-// save writes result unless the file already holds the same addresses.
-// The file is written whole through a rename, so a crash leaves the old
-// or the new one.
+// save writes result, without its trace, which only the advertise command
+// shows. The file is written whole through a rename, so a crash leaves the
+// old or the new one.
 func (s addressStore) save(result advertise.Result) error {
 	if s.path == "" {
 		return nil
 	}
-	// the trace is only for the advertise command, and the times change at
-	// every refresh, so only the addresses and their sources are compared
 	result.Trace = nil
-	if current, err := s.load(); err == nil && current != nil && sameAddresses(*current, result) {
-		return nil
-	}
 
 	data, err := json.Marshal(savedAddress{BootID: s.bootID, Result: result})
 	if err != nil {
