@@ -154,6 +154,7 @@ func TestLifecycle_AgentKilledAndRestarted(t *testing.T) {
 	defer cancel()
 	waitForContainerExit(t, ctx, e, first.containerID)
 
+	killed := e.agent
 	restarted, err := e.agent.Restart(ctx)
 	require.NoError(t, err)
 	e.agent = restarted
@@ -180,6 +181,14 @@ func TestLifecycle_AgentKilledAndRestarted(t *testing.T) {
 	require.Equal(t, 1, strings.Count(logs, "out-1"), logs)
 	require.Equal(t, 1, strings.Count(logs, "said 1"), logs)
 	require.Equal(t, 1, strings.Count(logs, "said 2"), logs)
+
+	// one plugin process serves the restarted agent: the one that the
+	// killed agent left, reattached, or a new one
+	leftover, err := killed.PluginPIDsInGroup()
+	require.NoError(t, err)
+	current, err := restarted.PluginPIDs()
+	require.NoError(t, err)
+	require.Len(t, append(leftover, current...), 1, "plugin processes of the killed agent %v, of the restarted agent %v", leftover, current)
 
 	// stopping the jobs removes both containers
 	require.NoError(t, e.agent.StopJob(first.jobID))

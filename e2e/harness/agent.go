@@ -236,6 +236,19 @@ func logTail(path string, lines int) string {
 // PluginPIDs returns the PIDs of the agent's child processes that run the
 // plugin binary.
 func (a *Agent) PluginPIDs() ([]int, error) {
+	return pluginPIDs(func(parent, _ int) bool { return parent == a.PID() })
+}
+
+// PluginPIDsInGroup returns the PIDs of the processes in the agent's
+// process group that run the plugin binary, including those whose agent
+// has exited.
+func (a *Agent) PluginPIDsInGroup() ([]int, error) {
+	return pluginPIDs(func(_, group int) bool { return group == a.PID() })
+}
+
+// pluginPIDs returns the PIDs of the processes that run the plugin binary
+// and whose parent PID and process group ID match.
+func pluginPIDs(match func(parent, group int) bool) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
@@ -256,9 +269,14 @@ func (a *Agent) PluginPIDs() ([]int, error) {
 			continue
 		}
 		// the fields after the command name, which is in parentheses:
-		// state, then the parent PID
+		// state, parent PID, process group ID
 		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(a.PID()) {
+		if len(fields) < 3 {
+			continue
+		}
+		parent, parentErr := strconv.Atoi(fields[1])
+		group, groupErr := strconv.Atoi(fields[2])
+		if parentErr != nil || groupErr != nil || !match(parent, group) {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", entry.Name(), "exe"))
