@@ -43,9 +43,10 @@ type job struct {
 	stoppedBy os.Signal
 }
 
-// isStopSignal reports whether sig asks the container to stop, as Nomad's
-// kill_signal and `docker stop` do. A job that such a signal ended gets no
-// SSH hold: the stop came from outside, and nobody waits to debug it.
+// isStopSignal reports whether sig is a request to stop the container, as
+// Nomad's kill_signal and `docker stop` send. A job that such a signal
+// ended gets no SSH hold: the stop came from outside, and nobody waits to
+// debug it.
 func isStopSignal(sig os.Signal) bool {
 	switch sig {
 	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP:
