@@ -104,6 +104,12 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, err
 	}
+	if execUser != "" {
+		if err := checkContainerUser(ctx, docker, containerID, execUser); err != nil {
+			removeContainer(docker, containerID, logger)
+			return nil, nil, err
+		}
+	}
 	fifos, err := openLogFifos(ctx, cfg.StdoutPath, cfg.StderrPath)
 	if err != nil {
 		removeContainer(docker, containerID, logger)

@@ -103,17 +103,36 @@ func TestDriver_NamedUserAndGroupFromTask(t *testing.T) {
 	require.Equal(t, "2000\n", string(result.Stdout))
 }
 
-// A named user that the image does not define fails the task with the
-// init's exit code 125 and a message that names the user.
+// A user or group that the image does not define fails the start with a
+// message that names it, before the task reports an ssh command, and
+// leaves no container.
 func TestDriver_NamedUserMissingFromImage(t *testing.T) {
+	cases := []struct {
+		image, user, want string
+	}{
+		{testImage, "circleci", `the container user "circleci" names the user "circleci", but the image has no /etc/passwd`},
+		{testUserImage, "circleci", `the container user "circleci" names the user "circleci", which the image's /etc/passwd does not define`},
+		{testUserImage, "builder:wheel", `the container user "builder:wheel" names the group "wheel", which the image's /etc/group does not define`},
+	}
 	d := newTestDriver(t, nil)
-	task := newTask(t, 0, &TaskConfig{Image: testImage, Command: "/bin/true"})
-	task.User = "circleci"
-	d.startTaskWithLogs(t, task)
+	for _, tc := range cases {
+		task := newTask(t, 0, &TaskConfig{Image: tc.image, Command: "/bin/true"})
+		task.User = tc.user
+		d.mkAllocDir(t, task, false)
 
-	result := d.waitExit(t, task.ID, 30*time.Second)
-	require.Equal(t, 125, result.ExitCode)
-	waitForLog(t, task, "stderr", func(stderr string) bool {
-		return strings.Contains(stderr, `the container user \"circleci\" is not in the container's /etc/passwd`)
-	})
+		_, _, err := d.StartTask(task)
+		require.ErrorContains(t, err, tc.want)
+		ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+task.AllocID)
+		require.NoError(t, err)
+		require.Empty(t, ids, "the container of the failed start was left")
+	}
+}
+
+func TestHasAccount(t *testing.T) {
+	passwd := "root:x:0:0:root:/root:/bin/sh\n# a comment\nbuilder:x:1000:1000::/home/builder:/bin/sh\n"
+	for name, want := range map[string]bool{"root": true, "builder": true, "build": false, "x": false, "": false} {
+		found, err := hasAccount(strings.NewReader(passwd), name)
+		require.NoError(t, err)
+		require.Equal(t, want, found, name)
+	}
 }
