@@ -115,6 +115,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"labels":     hclspec.NewAttr("labels", "list(map(string))", false),
 	"force_pull": hclspec.NewAttr("force_pull", "bool", false),
 	"privileged": hclspec.NewAttr("privileged", "bool", false),
+	"ports":      hclspec.NewAttr("ports", "list(string)", false),
 	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username":       hclspec.NewAttr("username", "string", true),
 		"password":       hclspec.NewAttr("password", "string", true),
@@ -180,6 +181,7 @@ type TaskConfig struct {
 	Labels     hclutils.MapStrStr `codec:"labels"`
 	ForcePull  bool               `codec:"force_pull"`
 	Privileged bool               `codec:"privileged"`
+	Ports      []string           `codec:"ports"`
 	Auth       *AuthConfig        `codec:"auth"`
 	SSH        *SSHConfig         `codec:"ssh"`
 }

@@ -32,6 +32,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err := validateTaskConfig(&taskConfig); err != nil {
 		return nil, nil, err
 	}
+	ports, err := taskPorts(cfg, &taskConfig)
+	if err != nil {
+		return nil, nil, err
+	}
 
 	settings, docker, resolver, err := d.state()
 	if err != nil {
@@ -87,6 +91,13 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	}
 	if containerSpec.SSH != nil {
 		network.PortMap = map[string]int{taskConfig.SSH.Port: containerSpec.SSH.ContainerPort}
+	}
+	containerSpec.Ports = ports
+	for _, port := range ports {
+		if network.PortMap == nil {
+			network.PortMap = map[string]int{}
+		}
+		network.PortMap[port.Label] = port.ContainerPort
 	}
 
 	request, err := spec.Build(containerSpec)

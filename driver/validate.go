@@ -211,19 +211,11 @@ func validateTaskConfig(cfg *TaskConfig) error {
 // sshPort returns the allocated port for the ssh block's port label.
 // containerPort gives the port that the SSH server listens on.
 func sshPort(cfg *drivers.TaskConfig, label string) (structs.AllocatedPortMapping, error) {
-	var ports structs.AllocatedPorts
-	if cfg.Resources != nil && cfg.Resources.Ports != nil {
-		ports = *cfg.Resources.Ports
-	}
-
+	ports := allocatedPorts(cfg)
 	port, ok := ports.Get(label)
 	if !ok {
-		labels := make([]string, 0, len(ports))
-		for _, p := range ports {
-			labels = append(labels, p.Label)
-		}
 		return port, fmt.Errorf("task config ssh.port = %q is not a port label of this task (labels: [%s]); declare it in the group's network block, for example network { port %q {} }",
-			label, strings.Join(labels, ", "), label)
+			label, portLabels(ports), label)
 	}
 	if port.To < -1 {
 		return port, fmt.Errorf("port label %q has to = %d; set to to a port number, to -1 for the host port, or leave it unset for %d", label, port.To, sshserver.DefaultPort)
@@ -243,4 +235,57 @@ func containerPort(port structs.AllocatedPortMapping) int {
 	default:
 		return sshserver.DefaultPort
 	}
+}
+
+// taskPorts resolves the task's ports option to bindings. Each entry must
+// be a port label of the task, other than the ssh block's, and appear once.
+// As in Nomad's docker driver, a label without "to" maps to the same port
+// number inside the container.
+func taskPorts(cfg *drivers.TaskConfig, taskConfig *TaskConfig) ([]spec.Port, error) {
+	allocated := allocatedPorts(cfg)
+	seen := map[string]bool{}
+	var ports []spec.Port
+	for _, label := range taskConfig.Ports {
+		switch {
+		case strings.TrimSpace(label) == "":
+			return nil, fmt.Errorf("task config ports has an empty label; remove it or name a port label of the group's network block")
+		case seen[label]:
+			return nil, fmt.Errorf("task config ports lists %q twice; list each port label once", label)
+		case taskConfig.SSH != nil && label == taskConfig.SSH.Port:
+			return nil, fmt.Errorf("task config ports lists %q, the port label of the ssh block, which the driver publishes already; remove it from ports", label)
+		}
+		seen[label] = true
+
+		port, ok := allocated.Get(label)
+		if !ok {
+			return nil, fmt.Errorf("task config ports lists %q, which is not a port label of this task (labels: [%s]); declare it in the group's network block, for example network { port %q {} }",
+				label, portLabels(allocated), label)
+		}
+		containerPort := port.Value
+		switch {
+		case port.To > 0:
+			containerPort = port.To
+		case port.To < -1:
+			return nil, fmt.Errorf("port label %q has to = %d; set to to a port number, to -1 for the host port, or leave it unset for the host port", label, port.To)
+		}
+		ports = append(ports, spec.Port{Label: label, HostIP: port.HostIP, HostPort: port.Value, ContainerPort: containerPort})
+	}
+	return ports, nil
+}
+
+// allocatedPorts returns the ports that Nomad allocated to the task.
+func allocatedPorts(cfg *drivers.TaskConfig) structs.AllocatedPorts {
+	if cfg.Resources == nil || cfg.Resources.Ports == nil {
+		return nil
+	}
+	return *cfg.Resources.Ports
+}
+
+// portLabels returns the labels of ports, separated by commas.
+func portLabels(ports structs.AllocatedPorts) string {
+	labels := make([]string, 0, len(ports))
+	for _, port := range ports {
+		labels = append(labels, port.Label)
+	}
+	return strings.Join(labels, ", ")
 }

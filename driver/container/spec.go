@@ -118,6 +118,15 @@ type SSH struct {
 	ContainerPort int
 }
 
+// Port is the binding of a port label of the task's ports option, from a
+// host port to a port of the job inside the container.
+type Port struct {
+	Label         string
+	HostIP        string
+	HostPort      int
+	ContainerPort int
+}
+
 // Spec is everything needed to build a create request.
 type Spec struct {
 	Identity  Identity
@@ -129,6 +138,9 @@ type Spec struct {
 
 	// SSH is nil for a task without an ssh block.
 	SSH *SSH
+
+	// Ports are the task's other published ports.
+	Ports []Port
 }
 
 // Request is the body of a container create call.
@@ -181,6 +193,11 @@ func Build(spec Spec) (*Request, error) {
 			return nil, err
 		}
 	}
+	for _, port := range spec.Ports {
+		if err := addPort(cfg, host, port); err != nil {
+			return nil, err
+		}
+	}
 	return &Request{Name: Name(spec.Identity), Config: cfg, HostConfig: host}, nil
 }
 
@@ -212,12 +229,37 @@ func addSSH(cfg *container.Config, host *container.HostConfig, ssh *SSH) error {
 		return fmt.Errorf("ssh container port %d is out of range 1-65535; set the port label's \"to\" to a valid port", ssh.ContainerPort)
 	}
 
-	port := PortKey(ssh.ContainerPort)
-	cfg.ExposedPorts = nat.PortSet{port: struct{}{}}
-	host.PortBindings = nat.PortMap{
-		port: []nat.PortBinding{{HostIP: ssh.HostIP, HostPort: strconv.Itoa(ssh.HostPort)}},
-	}
+	bind(cfg, host, ssh.ContainerPort, ssh.HostIP, ssh.HostPort)
 	return nil
+}
+
+// addPort publishes a port of the task's ports option. Two labels may not
+// share a container port, and none may take the SSH server's.
+func addPort(cfg *container.Config, host *container.HostConfig, port Port) error {
+	if port.HostPort < 1 || port.HostPort > 65535 {
+		return fmt.Errorf("port %q: host port %d is out of range 1-65535", port.Label, port.HostPort)
+	}
+	if port.ContainerPort < 1 || port.ContainerPort > 65535 {
+		return fmt.Errorf("port %q: container port %d is out of range 1-65535; set the port label's \"to\" to a valid port", port.Label, port.ContainerPort)
+	}
+	if _, inUse := cfg.ExposedPorts[PortKey(port.ContainerPort)]; inUse {
+		return fmt.Errorf("port %q maps to the container port %d, which another port label or the SSH server uses; give the label another \"to\" in the group's network block", port.Label, port.ContainerPort)
+	}
+	bind(cfg, host, port.ContainerPort, port.HostIP, port.HostPort)
+	return nil
+}
+
+// bind exposes containerPort and publishes it on hostIP:hostPort.
+func bind(cfg *container.Config, host *container.HostConfig, containerPort int, hostIP string, hostPort int) {
+	key := PortKey(containerPort)
+	if cfg.ExposedPorts == nil {
+		cfg.ExposedPorts = nat.PortSet{}
+	}
+	if host.PortBindings == nil {
+		host.PortBindings = nat.PortMap{}
+	}
+	cfg.ExposedPorts[key] = struct{}{}
+	host.PortBindings[key] = []nat.PortBinding{{HostIP: hostIP, HostPort: strconv.Itoa(hostPort)}}
 }
 
 // JobArgv returns the job's argv with Docker's rules: the task's entrypoint

@@ -134,3 +134,40 @@ func TestBuild_Privileged(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, req.HostConfig.Privileged)
 }
+
+func TestBuild_TaskPorts(t *testing.T) {
+	req, err := Build(Spec{
+		Task:  Task{Image: "img", Command: "x"},
+		Init:  testInit,
+		SSH:   &SSH{HostIP: "10.0.0.5", HostPort: 64535, ContainerPort: 2222},
+		Ports: []Port{{Label: "http", HostIP: "10.0.0.5", HostPort: 64600, ContainerPort: 8080}},
+	})
+	require.NoError(t, err)
+
+	// the SSH binding stays next to the task's port
+	require.Len(t, req.Config.ExposedPorts, 2)
+	require.Equal(t, "64535", req.HostConfig.PortBindings[PortKey(2222)][0].HostPort)
+	http := req.HostConfig.PortBindings[PortKey(8080)]
+	require.Len(t, http, 1)
+	require.Equal(t, "10.0.0.5", http[0].HostIP)
+	require.Equal(t, "64600", http[0].HostPort)
+}
+
+func TestBuild_TaskPortConflicts(t *testing.T) {
+	ssh := &SSH{HostIP: "10.0.0.5", HostPort: 64535, ContainerPort: 2222}
+	cases := []struct {
+		name  string
+		ports []Port
+		want  string
+	}{
+		{"SSH's container port", []Port{{Label: "http", HostPort: 64600, ContainerPort: 2222}}, `port "http" maps to the container port 2222, which another port label or the SSH server uses`},
+		{"two labels, one port", []Port{{Label: "a", HostPort: 64600, ContainerPort: 80}, {Label: "b", HostPort: 64601, ContainerPort: 80}}, `port "b" maps to the container port 80`},
+		{"container port out of range", []Port{{Label: "a", HostPort: 64600, ContainerPort: 70000}}, `port "a": container port 70000 is out of range`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit, SSH: ssh, Ports: tc.ports})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
