@@ -116,6 +116,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"force_pull": hclspec.NewAttr("force_pull", "bool", false),
 	"privileged": hclspec.NewAttr("privileged", "bool", false),
 	"ports":      hclspec.NewAttr("ports", "list(string)", false),
+	"work_dir":   hclspec.NewAttr("work_dir", "string", false),
 	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username":       hclspec.NewAttr("username", "string", true),
 		"password":       hclspec.NewAttr("password", "string", true),
@@ -182,6 +183,7 @@ type TaskConfig struct {
 	ForcePull  bool               `codec:"force_pull"`
 	Privileged bool               `codec:"privileged"`
 	Ports      []string           `codec:"ports"`
+	WorkDir    string             `codec:"work_dir"`
 	Auth       *AuthConfig        `codec:"auth"`
 	SSH        *SSHConfig         `codec:"ssh"`
 }

@@ -63,6 +63,7 @@ func (h *taskHandle) exec(ctx context.Context, opts *drivers.ExecOptions) (int, 
 	created, err := h.docker.ContainerExecCreate(ctx, h.containerID, container.ExecOptions{
 		Cmd:          opts.Command,
 		User:         h.state.ExecUser,
+		WorkingDir:   h.state.WorkDir,
 		Tty:          opts.Tty,
 		AttachStdin:  opts.Stdin != nil,
 		AttachStdout: true,

@@ -32,8 +32,11 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 
 	initConfig := sshserver.Config{
 		Command:    spec.JobArgv(containerSpec.Task, containerSpec.Image),
-		WorkingDir: containerSpec.Image.WorkingDir,
-		HoldOpen:   holdOpenPaths(cfg),
+		WorkingDir: spec.WorkingDir(containerSpec.Task, containerSpec.Image),
+		// the init creates a work_dir that the image lacks, owned by the
+		// job's user
+		CreateWorkingDir: containerSpec.Task.WorkDir != "",
+		HoldOpen:         holdOpenPaths(cfg),
 		// the init's log lines go to the container's stderr, which is the
 		// job's stderr in Nomad, so only its warnings and errors are kept
 		LogLevel: initLogLevel,

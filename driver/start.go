@@ -70,6 +70,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			Labels:     taskConfig.Labels,
 			User:       cfg.User,
 			Privileged: taskConfig.Privileged,
+			WorkDir:    taskConfig.WorkDir,
 		},
 		Resources: taskResources(cfg),
 		Dirs: spec.Dirs{
@@ -135,7 +136,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	}
 
 	// record the task so that Nomad can hand it back after a restart
-	state := TaskState{ContainerID: containerID, StartedAt: time.Now().UTC(), SSH: sshState, ExecUser: execUser}
+	state := TaskState{ContainerID: containerID, StartedAt: time.Now().UTC(), SSH: sshState, ExecUser: execUser, WorkDir: taskConfig.WorkDir}
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg
 	if err := handle.SetDriverState(&state); err != nil {

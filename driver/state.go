@@ -18,6 +18,11 @@ type TaskState struct {
 	// user, whom the init runs the job as while the container runs as
 	// root. Empty for a container that runs as its user.
 	ExecUser string `json:",omitempty"`
+
+	// WorkDir is the working directory of `nomad alloc exec` sessions: the
+	// task's work_dir, which the init creates. Empty for the container's
+	// own, the image's WORKDIR.
+	WorkDir string `json:",omitempty"`
 }
 
 // SSHState is the SSH endpoint that the ready event reported, kept so that

@@ -3,6 +3,7 @@ package driver
 import (
 	"fmt"
 	"net/url"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -159,6 +160,16 @@ func validateTaskConfig(cfg *TaskConfig) error {
 	}
 	if cfg.Auth != nil && (cfg.Auth.Username == "" || cfg.Auth.Password == "") {
 		return fmt.Errorf("task config auth needs both username and password; set them, or remove the auth block for a registry without authentication")
+	}
+
+	if cfg.WorkDir != "" {
+		if !path.IsAbs(cfg.WorkDir) {
+			return fmt.Errorf("task config work_dir = %q is not an absolute path; give the full path inside the container, for example \"/home/circleci/project\"", cfg.WorkDir)
+		}
+		if strings.ContainsRune(cfg.WorkDir, 0) {
+			return fmt.Errorf("task config work_dir = %q contains a NUL character; remove it", cfg.WorkDir)
+		}
+		cfg.WorkDir = path.Clean(cfg.WorkDir)
 	}
 
 	for key := range cfg.Labels {

@@ -76,6 +76,8 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 	}{
 		{"missing image", TaskConfig{}, "task config image is missing"},
 		{"image with spaces", TaskConfig{Image: " busybox"}, `image = " busybox" has leading or trailing spaces`},
+		{"relative work_dir", TaskConfig{Image: "x", WorkDir: "project"}, `work_dir = "project" is not an absolute path; give the full path inside the container`},
+		{"work_dir with NUL", TaskConfig{Image: "x", WorkDir: "/a\x00b"}, `work_dir = "/a\x00b" contains a NUL character`},
 		{"env name with equals", TaskConfig{Image: "x", Env: map[string]string{"A=B": "c"}}, `env has the invalid name "A=B"`},
 		{"missing port", TaskConfig{Image: "x", SSH: &SSHConfig{AuthorizedKeys: []string{testAuthorizedKey}}}, "ssh.port is missing"},
 		{"bad user", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", User: "bad user", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.user = "bad user" is not a valid login name`},
@@ -96,6 +98,12 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 
 	ok := TaskConfig{Image: "busybox", SSH: goodSSH()}
 	require.NoError(t, validateTaskConfig(&ok))
+}
+
+func TestValidateTaskConfig_CleansWorkDir(t *testing.T) {
+	cfg := TaskConfig{Image: "busybox", WorkDir: "/home//builder/project/"}
+	require.NoError(t, validateTaskConfig(&cfg))
+	require.Equal(t, "/home/builder/project", cfg.WorkDir)
 }
 
 func TestValidateTaskConfig_DefaultUser(t *testing.T) {

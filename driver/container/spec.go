@@ -83,6 +83,9 @@ type Task struct {
 	Labels     map[string]string
 	User       string
 	Privileged bool
+
+	// WorkDir is the job's working directory, or "" for the image's.
+	WorkDir string
 }
 
 // Resources are the task's CPU and memory settings from Nomad.
@@ -260,6 +263,15 @@ func bind(cfg *container.Config, host *container.HostConfig, containerPort int, 
 	}
 	cfg.ExposedPorts[key] = struct{}{}
 	host.PortBindings[key] = []nat.PortBinding{{HostIP: hostIP, HostPort: strconv.Itoa(hostPort)}}
+}
+
+// WorkingDir returns the job's working directory: the task's work_dir,
+// or else the image's WORKDIR, or "" when neither sets one.
+func WorkingDir(task Task, image Image) string {
+	if task.WorkDir != "" {
+		return task.WorkDir
+	}
+	return image.WorkingDir
 }
 
 // JobArgv returns the job's argv with Docker's rules: the task's entrypoint

@@ -82,6 +82,11 @@ type Config struct {
 	// SetHome sets HOME to the home directory of RunAs, for a container
 	// whose image and task set no HOME, where Docker sets it to /root.
 	SetHome bool `json:"set_home,omitempty"`
+
+	// CreateWorkingDir creates WorkingDir and its missing parents before
+	// the job starts, owned by the RunAs user, so that a job of a user
+	// other than root can write there.
+	CreateWorkingDir bool `json:"create_working_dir,omitempty"`
 }
 
 // maxUserLength matches the 32-character login name limit of useradd on Linux.
@@ -114,6 +119,9 @@ func (c *Config) Validate() error {
 
 	if c.WorkingDir != "" && !filepath.IsAbs(c.WorkingDir) {
 		problems = append(problems, fmt.Errorf(`working_dir %q is not an absolute path; use a path that starts with "/"`, c.WorkingDir))
+	}
+	if c.CreateWorkingDir && c.WorkingDir == "" {
+		problems = append(problems, errors.New("create_working_dir is set without working_dir; set working_dir to the directory to create"))
 	}
 
 	if c.LogLevel != "" && hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {

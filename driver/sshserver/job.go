@@ -89,7 +89,7 @@ func describeStartError(cfg *Config, err error) *jobStartError {
 
 	switch {
 	case errors.As(err, &pathErr) && pathErr.Op == "chdir":
-		return &jobStartError{exitCannotExecute, fmt.Errorf("cannot start command %q: working directory %q is not usable: %w; create it in the image or fix working_dir", name, cfg.WorkingDir, pathErr.Err)}
+		return &jobStartError{exitCannotExecute, fmt.Errorf("cannot start command %q: working directory %q is not usable: %w; create it in the image, or set work_dir in the task config to a directory that the job can use", name, cfg.WorkingDir, pathErr.Err)}
 	case errors.Is(err, exec.ErrNotFound):
 		return &jobStartError{exitNotFound, fmt.Errorf("command %q not found in PATH %q; install it in the image or give its absolute path", name, os.Getenv("PATH"))}
 	case errors.Is(err, fs.ErrNotExist):

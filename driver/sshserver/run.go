@@ -57,6 +57,14 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 		return exitInitFailure, err
 	}
 
+	if cfg.CreateWorkingDir {
+		// a directory that cannot be created fails the job's start below,
+		// with an error that names it, and a hold may follow for SSH
+		if err := createWorkingDir(cfg.WorkingDir, id); err != nil {
+			logger.Error("failed to create the working directory", "working_dir", cfg.WorkingDir, "error", err)
+		}
+	}
+
 	heldFIFOs := holdFIFOs(cfg.HoldOpen, logger)
 	defer closeHeldFIFOs(heldFIFOs)
 
