@@ -117,7 +117,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		return nil, nil, err
 	}
 	if execUser != "" {
-		if err := checkContainerUser(ctx, docker, containerID, execUser); err != nil {
+		if err := checkContainerUser(ctx, docker, containerID, execUser, logger); err != nil {
 			removeContainer(docker, containerID, logger)
 			return nil, nil, err
 		}

@@ -1,14 +1,24 @@
 package driver
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/helper/uuid"
 	"github.com/pkg/sftp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
+
+	spec "github.com/sshrerun/nomad-driver-sshrerun/driver/container"
 )
 
 // testUserImage is testImage with /etc/passwd, /etc/group and USER builder
@@ -104,8 +114,8 @@ func TestDriver_NamedUserAndGroupFromTask(t *testing.T) {
 }
 
 // A user or group that the image does not define fails the start with a
-// message that names it, before the task reports an ssh command, and
-// leaves no container.
+// message that names it, and leaves no container. The check runs before
+// the container starts, so no ssh command is ever reported for it.
 func TestDriver_NamedUserMissingFromImage(t *testing.T) {
 	cases := []struct {
 		image, user, want string
@@ -128,11 +138,102 @@ func TestDriver_NamedUserMissingFromImage(t *testing.T) {
 	}
 }
 
-func TestHasAccount(t *testing.T) {
-	passwd := "root:x:0:0:root:/root:/bin/sh\n# a comment\nbuilder:x:1000:1000::/home/builder:/bin/sh\n"
-	for name, want := range map[string]bool{"root": true, "builder": true, "build": false, "x": false, "": false} {
-		found, err := hasAccount(strings.NewReader(passwd), name)
+func TestAccountFileHas(t *testing.T) {
+	passwd := strings.Join([]string{
+		"root:x:0:0:root:/root:/bin/sh",
+		"# builder:x:1000:1000::/home/builder:/bin/sh",
+		"  builder:x:1000:1000::/home/builder:/bin/sh  ",
+		"nocolons",
+		"short:x:1001:1001:/home/short",
+		"baduid:x:abc:1000::/home/baduid:/bin/sh",
+		"badgid:x:1002:abc::/home/badgid:/bin/sh",
+		"+nis:x:1003:1003::/home/nis:/bin/sh",
+		"long:x:1004:1004:" + strings.Repeat("g", 100000) + ":/home/long:/bin/sh",
+		"last:x:1005:1005::/home/last:/bin/sh", // no newline at the end
+	}, "\n")
+	for name, want := range map[string]bool{
+		"root": true, "builder": true, "long": true, "last": true,
+		"build": false, "x": false, "": false, "nocolons": false, "short": false,
+		"baduid": false, "badgid": false, "+nis": false, "nis": false,
+	} {
+		found, err := passwdFile.has(strings.NewReader(passwd), name)
 		require.NoError(t, err)
 		require.Equal(t, want, found, name)
 	}
+
+	group := "ci:x:2000:builder\nshort:x:2001\nbad:x:abc:\n"
+	for name, want := range map[string]bool{"ci": true, "short": false, "bad": false} {
+		found, err := groupFile.has(strings.NewReader(group), name)
+		require.NoError(t, err)
+		require.Equal(t, want, found, name)
+	}
+}
+
+// createdUserContainer creates, without starting, a container of the user
+// image with the project's labels, replaces files in it with the given
+// tar entries, and removes it when the test ends.
+func createdUserContainer(t *testing.T, docker *client.Client, entries []tar.Header, contents map[string]string) string {
+	t.Helper()
+	ctx := context.Background()
+	allocID := uuid.Generate()
+	testAllocIDs.add(allocID)
+	created, err := docker.ContainerCreate(ctx, &container.Config{
+		Image:  testUserImage,
+		Labels: map[string]string{spec.LabelManaged: "true", spec.LabelAllocID: allocID},
+	}, nil, nil, nil, "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = docker.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true}) })
+
+	var archive bytes.Buffer
+	tw := tar.NewWriter(&archive)
+	for _, header := range entries {
+		content := contents[header.Name]
+		header.Size = int64(len(content))
+		header.Mode = 0o644
+		require.NoError(t, tw.WriteHeader(&header))
+		_, err := tw.Write([]byte(content))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, docker.CopyToContainer(ctx, created.ID, "/", &archive, container.CopyToContainerOptions{}))
+	return created.ID
+}
+
+// The check follows a symbolic link to the image's real /etc/passwd, and
+// leaves a file that it cannot read with certainty to the init.
+func TestAccountFileHas_Links(t *testing.T) {
+	d := newTestDriver(t, nil)
+	ctx := context.Background()
+	passwd := "root:x:0:0:root:/root:/bin/sh\nlinked:x:1200:1200::/home/linked:/bin/sh\n"
+
+	id := createdUserContainer(t, d.docker, []tar.Header{
+		{Name: "etc/accounts/passwd", Typeflag: tar.TypeReg},
+		{Name: "etc/passwd", Typeflag: tar.TypeSymlink, Linkname: "accounts/passwd"},
+	}, map[string]string{"etc/accounts/passwd": passwd})
+	found, err := accountFileHas(ctx, d.docker, id, passwdFile, "linked")
+	require.NoError(t, err)
+	require.True(t, found)
+	found, err = accountFileHas(ctx, d.docker, id, passwdFile, "builder")
+	require.NoError(t, err)
+	require.False(t, found, "builder is in the image's old file, not in the one the link names")
+
+	// a chain of links longer than the driver follows, and a loop, which
+	// the engine refuses to copy, are left to the init
+	var chain []tar.Header
+	for i := range maxAccountFileLinks {
+		chain = append(chain, tar.Header{Name: fmt.Sprintf("etc/link%d", i), Typeflag: tar.TypeSymlink, Linkname: fmt.Sprintf("link%d", i+1)})
+	}
+	chain = append(chain, tar.Header{Name: fmt.Sprintf("etc/link%d", maxAccountFileLinks), Typeflag: tar.TypeReg},
+		tar.Header{Name: "etc/passwd", Typeflag: tar.TypeSymlink, Linkname: "link0"})
+	id = createdUserContainer(t, d.docker, chain, map[string]string{fmt.Sprintf("etc/link%d", maxAccountFileLinks): passwd})
+	_, err = accountFileHas(ctx, d.docker, id, passwdFile, "linked")
+	require.ErrorIs(t, err, errAccountFileUnchecked)
+	require.NoError(t, requireAccount(ctx, d.docker, id, passwdFile, "missing", "missing", hclog.NewNullLogger()))
+
+	id = createdUserContainer(t, d.docker, []tar.Header{
+		{Name: "etc/passwd", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
+	}, nil)
+	_, err = accountFileHas(ctx, d.docker, id, passwdFile, "linked")
+	require.Error(t, err)
+	require.NoError(t, requireAccount(ctx, d.docker, id, passwdFile, "missing", "missing", hclog.NewNullLogger()))
 }
