@@ -134,7 +134,7 @@ func (d *Driver) prepareSSH(ctx context.Context, cfg *drivers.TaskConfig, taskCo
 	initConfig.WaitForConnection = taskConfig.SSH.WaitForConnection
 	initConfig.MaxSession = taskConfig.SSH.MaxSession
 
-	containerSpec.SSH = &spec.SSH{HostIP: port.HostIP, HostPort: port.Value, ContainerPort: ctrPort}
+	containerSpec.SSH = &spec.SSH{Label: port.Label, HostIP: port.HostIP, HostPort: port.Value, ContainerPort: ctrPort}
 	return &SSHState{
 		Host:               address.String(),
 		Port:               port.Value,

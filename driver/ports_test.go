@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/stretchr/testify/require"
+
+	spec "github.com/sshrerun/nomad-driver-sshrerun/driver/container"
 )
 
 // portsTask returns a task config with the given port mappings.
@@ -27,12 +29,17 @@ func TestTaskPorts_Resolves(t *testing.T) {
 	)
 	ports, err := taskPorts(cfg, &TaskConfig{Ports: []string{"http", "same", "host"}, SSH: &SSHConfig{Port: "ssh"}})
 	require.NoError(t, err)
-	require.Len(t, ports, 3)
-	require.Equal(t, 8080, ports[0].ContainerPort)
-	require.Equal(t, 64600, ports[0].HostPort)
 	// without "to", and with to = -1, the container port is the host port
-	require.Equal(t, 64601, ports[1].ContainerPort)
-	require.Equal(t, 64602, ports[2].ContainerPort)
+	require.Equal(t, []spec.Port{
+		{Label: "http", HostIP: "127.0.0.1", HostPort: 64600, ContainerPort: 8080},
+		{Label: "same", HostIP: "127.0.0.1", HostPort: 64601, ContainerPort: 64601},
+		{Label: "host", HostIP: "127.0.0.1", HostPort: 64602, ContainerPort: 64602},
+	}, ports)
+
+	// a task without an ssh block may list every label
+	ports, err = taskPorts(cfg, &TaskConfig{Ports: []string{"ssh"}})
+	require.NoError(t, err)
+	require.Equal(t, []spec.Port{{Label: "ssh", HostIP: "127.0.0.1", HostPort: 64535, ContainerPort: 64535}}, ports)
 }
 
 func TestTaskPorts_Invalid(t *testing.T) {

@@ -116,6 +116,8 @@ type Init struct {
 
 // SSH is the binding from a host port to the in-container SSH server.
 type SSH struct {
+	// Label is the port label of the ssh block, for error messages.
+	Label         string
 	HostIP        string
 	HostPort      int
 	ContainerPort int
@@ -197,7 +199,7 @@ func Build(spec Spec) (*Request, error) {
 		}
 	}
 	for _, port := range spec.Ports {
-		if err := addPort(cfg, host, port); err != nil {
+		if err := addPort(cfg, host, port, spec.SSH); err != nil {
 			return nil, err
 		}
 	}
@@ -232,29 +234,31 @@ func addSSH(cfg *container.Config, host *container.HostConfig, ssh *SSH) error {
 		return fmt.Errorf("ssh container port %d is out of range 1-65535; set the port label's \"to\" to a valid port", ssh.ContainerPort)
 	}
 
-	bind(cfg, host, ssh.ContainerPort, ssh.HostIP, ssh.HostPort)
+	bind(cfg, host, PortKey(ssh.ContainerPort), ssh.HostIP, ssh.HostPort)
 	return nil
 }
 
-// addPort publishes a port of the task's ports option. Two labels may not
-// share a container port, and none may take the SSH server's.
-func addPort(cfg *container.Config, host *container.HostConfig, port Port) error {
+// addPort publishes a port of the task's ports option for TCP and UDP, as
+// Nomad's docker driver does. Labels may share a container port, but none
+// may take the SSH server's.
+func addPort(cfg *container.Config, host *container.HostConfig, port Port, ssh *SSH) error {
 	if port.HostPort < 1 || port.HostPort > 65535 {
 		return fmt.Errorf("port %q: host port %d is out of range 1-65535", port.Label, port.HostPort)
 	}
 	if port.ContainerPort < 1 || port.ContainerPort > 65535 {
 		return fmt.Errorf("port %q: container port %d is out of range 1-65535; set the port label's \"to\" to a valid port", port.Label, port.ContainerPort)
 	}
-	if _, inUse := cfg.ExposedPorts[PortKey(port.ContainerPort)]; inUse {
-		return fmt.Errorf("port %q maps to the container port %d, which another port label or the SSH server uses; give the label another \"to\" in the group's network block", port.Label, port.ContainerPort)
+	if ssh != nil && port.ContainerPort == ssh.ContainerPort {
+		return fmt.Errorf("port %q maps to the container port %d, where the SSH server of ssh.port = %q listens; give the label another \"to\" in the group's network block", port.Label, port.ContainerPort, ssh.Label)
 	}
-	bind(cfg, host, port.ContainerPort, port.HostIP, port.HostPort)
+	bind(cfg, host, PortKey(port.ContainerPort), port.HostIP, port.HostPort)
+	bind(cfg, host, udpPortKey(port.ContainerPort), port.HostIP, port.HostPort)
 	return nil
 }
 
-// bind exposes containerPort and publishes it on hostIP:hostPort.
-func bind(cfg *container.Config, host *container.HostConfig, containerPort int, hostIP string, hostPort int) {
-	key := PortKey(containerPort)
+// bind exposes key and publishes it on hostIP:hostPort, next to the
+// bindings that key has already.
+func bind(cfg *container.Config, host *container.HostConfig, key nat.Port, hostIP string, hostPort int) {
 	if cfg.ExposedPorts == nil {
 		cfg.ExposedPorts = nat.PortSet{}
 	}
@@ -262,7 +266,7 @@ func bind(cfg *container.Config, host *container.HostConfig, containerPort int, 
 		host.PortBindings = nat.PortMap{}
 	}
 	cfg.ExposedPorts[key] = struct{}{}
-	host.PortBindings[key] = []nat.PortBinding{{HostIP: hostIP, HostPort: strconv.Itoa(hostPort)}}
+	host.PortBindings[key] = append(host.PortBindings[key], nat.PortBinding{HostIP: hostIP, HostPort: strconv.Itoa(hostPort)})
 }
 
 // WorkingDir returns the job's working directory: the task's work_dir,
@@ -365,4 +369,9 @@ func envList(env map[string]string) []string {
 // PortKey returns the Docker API's key for a TCP container port.
 func PortKey(port int) nat.Port {
 	return nat.Port(strconv.Itoa(port) + "/tcp")
+}
+
+// udpPortKey is the engine's key of a container's UDP port.
+func udpPortKey(port int) nat.Port {
+	return nat.Port(strconv.Itoa(port) + "/udp")
 }

@@ -3,6 +3,7 @@ package container
 import (
 	"testing"
 
+	"github.com/docker/go-connections/nat"
 	"github.com/stretchr/testify/require"
 )
 
@@ -144,24 +145,40 @@ func TestBuild_TaskPorts(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	// the SSH binding stays next to the task's port
-	require.Len(t, req.Config.ExposedPorts, 2)
-	require.Equal(t, "64535", req.HostConfig.PortBindings[PortKey(2222)][0].HostPort)
-	http := req.HostConfig.PortBindings[PortKey(8080)]
-	require.Len(t, http, 1)
-	require.Equal(t, "10.0.0.5", http[0].HostIP)
-	require.Equal(t, "64600", http[0].HostPort)
+	// the SSH binding stays next to the task's port, which is published
+	// for TCP and UDP
+	require.Equal(t, nat.PortSet{"2222/tcp": {}, "8080/tcp": {}, "8080/udp": {}}, req.Config.ExposedPorts)
+	require.Equal(t, nat.PortMap{
+		"2222/tcp": {{HostIP: "10.0.0.5", HostPort: "64535"}},
+		"8080/tcp": {{HostIP: "10.0.0.5", HostPort: "64600"}},
+		"8080/udp": {{HostIP: "10.0.0.5", HostPort: "64600"}},
+	}, req.HostConfig.PortBindings)
+}
+
+// Two labels may publish one container port on two host ports.
+func TestBuild_TaskPortsShareContainerPort(t *testing.T) {
+	req, err := Build(Spec{
+		Task: Task{Image: "img", Command: "x"},
+		Init: testInit,
+		Ports: []Port{
+			{Label: "a", HostIP: "127.0.0.1", HostPort: 64600, ContainerPort: 80},
+			{Label: "b", HostIP: "127.0.0.1", HostPort: 64601, ContainerPort: 80},
+		},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: "64600"}, {HostIP: "127.0.0.1", HostPort: "64601"}}, req.HostConfig.PortBindings["80/tcp"])
+	require.Equal(t, []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: "64600"}, {HostIP: "127.0.0.1", HostPort: "64601"}}, req.HostConfig.PortBindings["80/udp"])
 }
 
 func TestBuild_TaskPortConflicts(t *testing.T) {
-	ssh := &SSH{HostIP: "10.0.0.5", HostPort: 64535, ContainerPort: 2222}
+	ssh := &SSH{Label: "ssh", HostIP: "10.0.0.5", HostPort: 64535, ContainerPort: 2222}
 	cases := []struct {
 		name  string
 		ports []Port
 		want  string
 	}{
-		{"SSH's container port", []Port{{Label: "http", HostPort: 64600, ContainerPort: 2222}}, `port "http" maps to the container port 2222, which another port label or the SSH server uses`},
-		{"two labels, one port", []Port{{Label: "a", HostPort: 64600, ContainerPort: 80}, {Label: "b", HostPort: 64601, ContainerPort: 80}}, `port "b" maps to the container port 80`},
+		{"SSH's container port", []Port{{Label: "http", HostPort: 64600, ContainerPort: 2222}}, `port "http" maps to the container port 2222, where the SSH server of ssh.port = "ssh" listens`},
+		{"host port out of range", []Port{{Label: "a", HostPort: 0, ContainerPort: 80}}, `port "a": host port 0 is out of range`},
 		{"container port out of range", []Port{{Label: "a", HostPort: 64600, ContainerPort: 70000}}, `port "a": container port 70000 is out of range`},
 	}
 	for _, tc := range cases {
