@@ -44,6 +44,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if taskConfig.Privileged && !settings.allowPrivileged {
 		return nil, nil, fmt.Errorf("task config privileged = true, but this client does not allow privileged containers; set allow_privileged = true in the plugin config of the client, or remove privileged from the task")
 	}
+	mounts, err := taskMounts(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	ctx, cancel := context.WithTimeout(d.ctx, dockerCallTimeout)
 	defer cancel()
@@ -73,6 +77,8 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			WorkDir:    taskConfig.WorkDir,
 		},
 		Resources: taskResources(cfg),
+		Mounts:    mounts,
+		Devices:   taskDevices(cfg),
 		Dirs: spec.Dirs{
 			Alloc:   cfg.TaskDir().SharedAllocDir,
 			Local:   cfg.TaskDir().LocalDir,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,14 @@ job %q {
 // runBatch registers a batch job and waits until its task is dead.
 func (e *env) runBatch(t *testing.T, jobID, config string, memoryMB int) (string, *api.TaskState) {
 	t.Helper()
-	_, err := e.agent.RunJobHCL(fmt.Sprintf(batchJob, jobID, config, memoryMB), "")
+	return e.runUntilDead(t, jobID, fmt.Sprintf(batchJob, jobID, config, memoryMB))
+}
+
+// runUntilDead registers the job in hcl, whose ID is jobID, and waits
+// until its task "work" is dead.
+func (e *env) runUntilDead(t *testing.T, jobID, hcl string) (string, *api.TaskState) {
+	t.Helper()
+	_, err := e.agent.RunJobHCL(hcl, "")
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -231,4 +239,55 @@ func TestStop_KillSignalAndTimeout(t *testing.T) {
 			require.NoError(t, harness.WaitForNoContainers(ctx, e.docker, allocID))
 		})
 	}
+}
+
+// A host volume of the client reaches the task through volume_mount: the
+// job writes to it, and the file is in the volume's directory on the host.
+func TestVolumes_HostVolumeMounted(t *testing.T) {
+	e := newEnv(t, "")
+	const job = `
+job "volume" {
+  datacenters = ["*"]
+  type        = "batch"
+
+  group "g" {
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+
+    volume "cache" {
+      type      = "host"
+      source    = %q
+      read_only = false
+    }
+
+    task "work" {
+      driver = "sshrerun"
+
+      volume_mount {
+        volume      = "cache"
+        destination = "/cache"
+      }
+
+      config {
+        image   = "nomad-driver-sshrerun/busybox:local"
+        command = "/bin/sh"
+        args    = ["-c", "echo written by $NOMAD_ALLOC_ID > /cache/result"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 32
+      }
+    }
+  }
+}
+`
+	allocID, state := e.runUntilDead(t, "volume", fmt.Sprintf(job, harness.HostVolumeName))
+	require.False(t, state.Failed, "events: %v", state.Events)
+
+	written, err := os.ReadFile(filepath.Join(harness.HostVolumePath(e.dir), "result"))
+	require.NoError(t, err)
+	require.Equal(t, "written by "+allocID+"\n", string(written))
 }

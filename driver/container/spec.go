@@ -5,12 +5,14 @@ package container
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
@@ -132,6 +134,23 @@ type Port struct {
 	ContainerPort int
 }
 
+// Mount is a bind mount that Nomad gives the task, from a volume_mount
+// block of a host or CSI volume.
+type Mount struct {
+	HostPath string
+	TaskPath string
+	ReadOnly bool
+	// Propagation is the engine's bind propagation, such as "rprivate".
+	Propagation string
+}
+
+// Device is a host device that a Nomad device plugin gives the task.
+type Device struct {
+	HostPath    string
+	TaskPath    string
+	Permissions string
+}
+
 // Spec is everything needed to build a create request.
 type Spec struct {
 	Identity  Identity
@@ -146,6 +165,11 @@ type Spec struct {
 
 	// Ports are the task's other published ports.
 	Ports []Port
+
+	// Mounts and Devices come from Nomad's volume_mount blocks and device
+	// plugins.
+	Mounts  []Mount
+	Devices []Device
 }
 
 // Request is the body of a container create call.
@@ -203,7 +227,45 @@ func Build(spec Spec) (*Request, error) {
 			return nil, err
 		}
 	}
+	for _, m := range spec.Mounts {
+		if err := CheckMountTarget(m.TaskPath); err != nil {
+			return nil, err
+		}
+		host.Mounts = append(host.Mounts, mount.Mount{
+			Type:        mount.TypeBind,
+			Source:      m.HostPath,
+			Target:      m.TaskPath,
+			ReadOnly:    m.ReadOnly,
+			BindOptions: &mount.BindOptions{Propagation: mount.Propagation(m.Propagation)},
+		})
+	}
+	for _, device := range spec.Devices {
+		host.Devices = append(host.Devices, container.DeviceMapping{
+			PathOnHost:        device.HostPath,
+			PathInContainer:   device.TaskPath,
+			CgroupPermissions: device.Permissions,
+		})
+	}
 	return &Request{Name: Name(spec.Identity), Config: cfg, HostConfig: host}, nil
+}
+
+// CheckMountTarget fails for a volume_mount destination that is not an
+// absolute path, or that would hide the init or one of Nomad's task
+// directories.
+func CheckMountTarget(target string) error {
+	if !path.IsAbs(target) {
+		return fmt.Errorf("volume_mount destination %q is not an absolute path; set destination to a full path inside the container, such as \"/data\"", target)
+	}
+	clean := path.Clean(target)
+	if clean == "/" || clean == InitDir || strings.HasPrefix(clean, InitDir+"/") {
+		return fmt.Errorf("volume_mount destination %q would hide the driver's init at %s; choose another destination, such as \"/data\"", target, InitDir)
+	}
+	for _, dir := range []string{AllocMountPath, LocalMountPath, SecretsMountPath} {
+		if clean == dir {
+			return fmt.Errorf("volume_mount destination %q is where Nomad's %s directory is mounted; choose another destination, or a path below %s", target, strings.TrimPrefix(dir, "/"), dir)
+		}
+	}
+	return nil
 }
 
 // resources returns the engine's limits: CPU shares, and memory with Nomad's

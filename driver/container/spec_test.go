@@ -3,6 +3,8 @@ package container
 import (
 	"testing"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/go-connections/nat"
 	"github.com/stretchr/testify/require"
 )
@@ -199,4 +201,37 @@ func TestWorkingDir(t *testing.T) {
 	request, err := Build(Spec{Task: Task{Image: "busybox", Command: "true", WorkDir: "/w"}, Init: Init{Binary: "/b", Config: "/c"}})
 	require.NoError(t, err)
 	require.Empty(t, request.Config.WorkingDir)
+}
+
+func TestBuild_MountsAndDevices(t *testing.T) {
+	req, err := Build(Spec{
+		Task:    Task{Image: "img", Command: "x"},
+		Init:    testInit,
+		Mounts:  []Mount{{HostPath: "/srv/cache", TaskPath: "/cache", ReadOnly: true, Propagation: "rslave"}},
+		Devices: []Device{{HostPath: "/dev/fuse", TaskPath: "/dev/fuse", Permissions: "rwm"}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []mount.Mount{{
+		Type: mount.TypeBind, Source: "/srv/cache", Target: "/cache", ReadOnly: true,
+		BindOptions: &mount.BindOptions{Propagation: mount.PropagationRSlave},
+	}}, req.HostConfig.Mounts)
+	require.Equal(t, []container.DeviceMapping{{PathOnHost: "/dev/fuse", PathInContainer: "/dev/fuse", CgroupPermissions: "rwm"}}, req.HostConfig.Devices)
+}
+
+func TestCheckMountTarget(t *testing.T) {
+	for _, target := range []string{"/data", "/alloc/cache", "/home/circleci/.cache", "/.sshrerunx"} {
+		require.NoError(t, CheckMountTarget(target), target)
+	}
+	cases := map[string]string{
+		"data":             `volume_mount destination "data" is not an absolute path`,
+		"/":                `volume_mount destination "/" would hide the driver's init at /.sshrerun`,
+		"/.sshrerun":       `would hide the driver's init`,
+		"/.sshrerun/":      `would hide the driver's init`,
+		"/.sshrerun/event": `would hide the driver's init`,
+		"/alloc":           `volume_mount destination "/alloc" is where Nomad's alloc directory is mounted; choose another destination, or a path below /alloc`,
+		"/secrets/":        `is where Nomad's secrets directory is mounted`,
+	}
+	for target, want := range cases {
+		require.ErrorContains(t, CheckMountTarget(target), want, target)
+	}
 }

@@ -62,6 +62,10 @@ func StartAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create the agent's data dir: %w", err)
 	}
+	hostVolume := HostVolumePath(opts.Dir)
+	if err := os.MkdirAll(hostVolume, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create the host volume's directory: %w", err)
+	}
 	configPath := filepath.Join(opts.Dir, "agent.hcl")
 	config := agentHCL{
 		DataDir: dataDir, HTTP: httpPort, RPC: rpcPort, Serf: serfPort,
@@ -71,6 +75,7 @@ func StartAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
 			MinPort: 64535, MaxPort: 65535,
 			OverrideFile: opts.OverrideFile, IMDSEndpoint: opts.IMDSEndpoint,
 			DockerVolumes: opts.DockerVolumes,
+			HostVolume:    hostVolume,
 		},
 	}.render()
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
@@ -83,6 +88,13 @@ func StartAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
 	}
 	return startAgentWithConfig(ctx, opts.Dir, configPath, "127.0.0.1:"+strconv.Itoa(httpPort), drivers)
 }
+
+// HostVolumeName is the host volume of the agent that StartAgent starts.
+const HostVolumeName = "sshrerun-e2e"
+
+// HostVolumePath returns the directory of the host volume HostVolumeName
+// of the agent that StartAgent starts in dir.
+func HostVolumePath(dir string) string { return filepath.Join(dir, "host-volume") }
 
 // Restart starts the agent again with the same config and data dir, after
 // it was stopped or killed.

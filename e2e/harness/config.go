@@ -27,6 +27,10 @@ type clientHCL struct {
 	IMDSEndpoint     string
 	DockerVolumes    bool
 
+	// HostVolume is the path of the host volume HostVolumeName, or ""
+	// for none.
+	HostVolume string
+
 	// PluginDataDir is the plugin's data_dir; render sets it inside the
 	// agent's data dir, so that the tests leave nothing outside their
 	// folders.
@@ -99,7 +103,7 @@ client {
   options = {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
-}
+%s}
 
 plugin "nomad-driver-sshrerun" {
   config {
@@ -127,7 +131,20 @@ plugin "docker" {
     }
   }
 }
-`, strings.Join(servers, ", "), c.MinPort, c.MaxPort, c.PluginDataDir, c.OverrideFile, c.IMDSEndpoint, c.DockerVolumes)
+`, strings.Join(servers, ", "), c.MinPort, c.MaxPort, c.hostVolume(), c.PluginDataDir, c.OverrideFile, c.IMDSEndpoint, c.DockerVolumes)
+}
+
+// hostVolume returns the client's host_volume block, or "" for none.
+func (c clientHCL) hostVolume() string {
+	if c.HostVolume == "" {
+		return ""
+	}
+	return fmt.Sprintf(`
+  host_volume %q {
+    path      = %q
+    read_only = false
+  }
+`, HostVolumeName, c.HostVolume)
 }
 
 // pluginDir is the agents' plugin_dir: the folder of PluginBinary, which

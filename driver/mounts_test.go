@@ -1,0 +1,69 @@
+package driver
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTaskMounts_Invalid(t *testing.T) {
+	cases := []struct {
+		mount drivers.MountConfig
+		want  string
+	}{
+		{drivers.MountConfig{HostPath: "/srv", TaskPath: "/data", PropagationMode: "shared"}, `volume_mount destination "/data" has propagation_mode = "shared", which the driver does not know; use "private", "host-to-task" or "bidirectional"`},
+		{drivers.MountConfig{HostPath: "/srv", TaskPath: "/.sshrerun"}, `volume_mount destination "/.sshrerun" would hide the driver's init`},
+	}
+	for _, tc := range cases {
+		_, err := taskMounts(&drivers.TaskConfig{Mounts: []*drivers.MountConfig{&tc.mount}})
+		require.ErrorContains(t, err, tc.want)
+	}
+}
+
+// The task's volume mounts and devices from Nomad reach the container:
+// a read-only mount cannot be written, a writable one writes through to
+// the host, and a device is there with its permissions.
+func TestDriver_MountsAndDevices(t *testing.T) {
+	d := newTestDriver(t, nil)
+	readOnly, writable := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(readOnly, "input"), []byte("from the host\n"), 0o644))
+
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+	})
+	task.Mounts = []*drivers.MountConfig{
+		{HostPath: readOnly, TaskPath: "/input", Readonly: true},
+		{HostPath: writable, TaskPath: "/output", PropagationMode: "private"},
+	}
+	task.Devices = []*drivers.DeviceConfig{{HostPath: "/dev/null", TaskPath: "/dev/sshrerun-null", Permissions: "rw"}}
+	d.startTask(t, task)
+
+	exec := func(script string) (string, int) {
+		result, err := d.ExecTask(task.ID, []string{"/bin/sh", "-c", script}, 30*time.Second)
+		require.NoError(t, err)
+		return string(result.Stdout) + string(result.Stderr), result.ExitResult.ExitCode
+	}
+	out, code := exec("cat /input/input")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "from the host\n", out)
+
+	out, code = exec("touch /input/denied")
+	require.NotEqual(t, 0, code, "a read-only mount was written: %s", out)
+	require.Contains(t, out, "Read-only file system")
+
+	out, code = exec("echo from the job > /output/result")
+	require.Equal(t, 0, code, out)
+	written, err := os.ReadFile(filepath.Join(writable, "result"))
+	require.NoError(t, err)
+	require.Equal(t, "from the job\n", string(written))
+
+	out, code = exec("test -c /dev/sshrerun-null && echo written > /dev/sshrerun-null && echo ok")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "ok\n", out)
+}
