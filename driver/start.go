@@ -48,6 +48,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, err
 	}
+	dns, err := taskDNS(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	ctx, cancel := context.WithTimeout(d.ctx, dockerCallTimeout)
 	defer cancel()
@@ -79,6 +83,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		Resources: taskResources(cfg),
 		Mounts:    mounts,
 		Devices:   taskDevices(cfg),
+		DNS:       dns,
 		Dirs: spec.Dirs{
 			Alloc:   cfg.TaskDir().SharedAllocDir,
 			Local:   cfg.TaskDir().LocalDir,

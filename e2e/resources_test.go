@@ -241,12 +241,11 @@ func TestStop_KillSignalAndTimeout(t *testing.T) {
 	}
 }
 
-// A host volume of the client reaches the task through volume_mount: the
-// job writes to it, and the file is in the volume's directory on the host.
-func TestVolumes_HostVolumeMounted(t *testing.T) {
-	e := newEnv(t, "")
-	const job = `
-job "volume" {
+// groupJob is a one-task batch job whose group and task take extra
+// blocks; %s are the job ID, the group's blocks, the task's blocks and the
+// task's config lines.
+const groupJob = `
+job %q {
   datacenters = ["*"]
   type        = "batch"
 
@@ -255,25 +254,13 @@ job "volume" {
       attempts = 0
       mode     = "fail"
     }
-
-    volume "cache" {
-      type      = "host"
-      source    = %q
-      read_only = false
-    }
-
+%s
     task "work" {
       driver = "sshrerun"
-
-      volume_mount {
-        volume      = "cache"
-        destination = "/cache"
-      }
-
+%s
       config {
-        image   = "nomad-driver-sshrerun/busybox:local"
-        command = "/bin/sh"
-        args    = ["-c", "echo written by $NOMAD_ALLOC_ID > /cache/result"]
+        image = "nomad-driver-sshrerun/busybox:local"
+%s
       }
 
       resources {
@@ -284,10 +271,50 @@ job "volume" {
   }
 }
 `
-	allocID, state := e.runUntilDead(t, "volume", fmt.Sprintf(job, harness.HostVolumeName))
+
+// A host volume of the client reaches the task through volume_mount: the
+// job writes to it, and the file is in the volume's directory on the host.
+func TestVolumes_HostVolumeMounted(t *testing.T) {
+	e := newEnv(t, "")
+	job := fmt.Sprintf(groupJob, "volume", fmt.Sprintf(`
+    volume "cache" {
+      type      = "host"
+      source    = %q
+      read_only = false
+    }`, harness.HostVolumeName), `
+      volume_mount {
+        volume      = "cache"
+        destination = "/cache"
+      }`, `
+        command = "/bin/sh"
+        args    = ["-c", "echo written by $NOMAD_ALLOC_ID > /cache/result"]`)
+	allocID, state := e.runUntilDead(t, "volume", job)
 	require.False(t, state.Failed, "events: %v", state.Events)
 
 	written, err := os.ReadFile(filepath.Join(harness.HostVolumePath(e.dir), "result"))
 	require.NoError(t, err)
 	require.Equal(t, "written by "+allocID+"\n", string(written))
+}
+
+// The dns block of the group's network, in Nomad's default host mode,
+// becomes the container's resolv.conf.
+func TestNetwork_DNSBlock(t *testing.T) {
+	e := newEnv(t, "")
+	job := fmt.Sprintf(groupJob, "dns", `
+    network {
+      dns {
+        servers  = ["192.0.2.53"]
+        searches = ["ci.example"]
+        options  = ["ndots:2"]
+      }
+    }`, "", `
+        command = "/bin/cat"
+        args    = ["/etc/resolv.conf"]`)
+	allocID, state := e.runUntilDead(t, "dns", job)
+	require.False(t, state.Failed, "events: %v", state.Events)
+
+	out := e.pollNomad(t, func(s string) bool { return strings.Contains(s, "nameserver") }, "alloc", "logs", allocID, "work")
+	for _, line := range []string{"nameserver 192.0.2.53", "search ci.example", "options ndots:2"} {
+		require.Contains(t, out, line+"\n")
+	}
 }

@@ -170,6 +170,17 @@ type Spec struct {
 	// plugins.
 	Mounts  []Mount
 	Devices []Device
+
+	// DNS is the dns block of the group's network, or nil for Docker's
+	// default resolv.conf.
+	DNS *DNS
+}
+
+// DNS is the resolver config of the container's /etc/resolv.conf.
+type DNS struct {
+	Servers  []string
+	Searches []string
+	Options  []string
 }
 
 // Request is the body of a container create call.
@@ -238,6 +249,11 @@ func Build(spec Spec) (*Request, error) {
 			ReadOnly:    m.ReadOnly,
 			BindOptions: &mount.BindOptions{Propagation: mount.Propagation(m.Propagation)},
 		})
+	}
+	if spec.DNS != nil {
+		host.DNS = spec.DNS.Servers
+		host.DNSSearch = spec.DNS.Searches
+		host.DNSOptions = spec.DNS.Options
 	}
 	for _, device := range spec.Devices {
 		host.Devices = append(host.Devices, container.DeviceMapping{

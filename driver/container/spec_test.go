@@ -235,3 +235,16 @@ func TestCheckMountTarget(t *testing.T) {
 		require.ErrorContains(t, CheckMountTarget(target), want, target)
 	}
 }
+
+func TestBuild_DNS(t *testing.T) {
+	req, err := Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit,
+		DNS: &DNS{Servers: []string{"192.0.2.53"}, Searches: []string{"ci.example"}, Options: []string{"ndots:2"}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"192.0.2.53"}, req.HostConfig.DNS)
+	require.Equal(t, []string{"ci.example"}, req.HostConfig.DNSSearch)
+	require.Equal(t, []string{"ndots:2"}, req.HostConfig.DNSOptions)
+
+	req, err = Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit})
+	require.NoError(t, err)
+	require.Nil(t, req.HostConfig.DNS)
+}

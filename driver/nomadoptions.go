@@ -1,7 +1,11 @@
 package driver
 
+// This file turns the options of the Nomad task and group that are not
+// part of the driver config into container settings.
+
 import (
 	"fmt"
+	"net"
 
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -49,4 +53,18 @@ func taskDevices(cfg *drivers.TaskConfig) []spec.Device {
 		devices = append(devices, spec.Device{HostPath: d.HostPath, TaskPath: d.TaskPath, Permissions: d.Permissions})
 	}
 	return devices
+}
+
+// taskDNS returns the dns block of the group's network, which Nomad passes
+// to the driver in every network mode.
+func taskDNS(cfg *drivers.TaskConfig) (*spec.DNS, error) {
+	if cfg.DNS == nil {
+		return nil, nil
+	}
+	for _, server := range cfg.DNS.Servers {
+		if net.ParseIP(server) == nil {
+			return nil, fmt.Errorf("network dns server %q is not an IP address; list IP addresses in the servers of the group's network dns block", server)
+		}
+	}
+	return &spec.DNS{Servers: cfg.DNS.Servers, Searches: cfg.DNS.Searches, Options: cfg.DNS.Options}, nil
 }

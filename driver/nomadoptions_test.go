@@ -67,3 +67,31 @@ func TestDriver_MountsAndDevices(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Equal(t, "ok\n", out)
 }
+
+func TestTaskDNS_Invalid(t *testing.T) {
+	_, err := taskDNS(&drivers.TaskConfig{DNS: &drivers.DNSConfig{Servers: []string{"10.0.0.2", "dns.example"}}})
+	require.EqualError(t, err, `network dns server "dns.example" is not an IP address; list IP addresses in the servers of the group's network dns block`)
+	dns, err := taskDNS(&drivers.TaskConfig{})
+	require.NoError(t, err)
+	require.Nil(t, dns)
+}
+
+// The dns block of the group's network becomes the container's
+// resolv.conf.
+func TestDriver_DNSFromNetwork(t *testing.T) {
+	d := newTestDriver(t, nil)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+	})
+	task.DNS = &drivers.DNSConfig{Servers: []string{"192.0.2.53"}, Searches: []string{"ci.example"}, Options: []string{"ndots:2"}}
+	d.startTask(t, task)
+
+	result, err := d.ExecTask(task.ID, []string{"cat", "/etc/resolv.conf"}, 30*time.Second)
+	require.NoError(t, err)
+	resolv := string(result.Stdout)
+	for _, line := range []string{"nameserver 192.0.2.53", "search ci.example", "options ndots:2"} {
+		require.Contains(t, resolv, line+"\n")
+	}
+}
