@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,4 +95,24 @@ func TestDriver_DNSFromNetwork(t *testing.T) {
 	for _, line := range []string{"nameserver 192.0.2.53", "search ci.example", "options ndots:2"} {
 		require.Contains(t, resolv, line+"\n")
 	}
+}
+
+// A task that reserves cores runs on those cores only.
+func TestDriver_ReservedCoresPinContainer(t *testing.T) {
+	d := newTestDriver(t, nil)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+	})
+	task.Resources.NomadResources.Cpu.ReservedCores = []uint16{0}
+	task.Resources.LinuxResources = &drivers.LinuxResources{CPUShares: 100, CpusetCpus: "0"}
+	handle, _ := d.startTask(t, task)
+
+	inspect, err := d.docker.ContainerInspect(context.Background(), taskState(t, handle).ContainerID)
+	require.NoError(t, err)
+	require.Equal(t, "0", inspect.HostConfig.CpusetCpus)
+	result, err := d.ExecTask(task.ID, []string{"/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status"}, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "Cpus_allowed_list:\t0\n", string(result.Stdout))
 }

@@ -213,11 +213,16 @@ func taskResources(cfg *drivers.TaskConfig) spec.Resources {
 		return spec.Resources{}
 	}
 	nomad := cfg.Resources.NomadResources
-	return spec.Resources{
+	resources := spec.Resources{
 		CPUShares:   nomad.Cpu.CpuShares,
 		MemoryMB:    nomad.Memory.MemoryMB,
 		MemoryMaxMB: nomad.Memory.MemoryMaxMB,
 	}
+	// the reserved cores reach a driver plugin only in this form
+	if cfg.Resources.LinuxResources != nil {
+		resources.CPUSet = cfg.Resources.LinuxResources.CpusetCpus
+	}
+	return resources
 }
 
 // taskEnv merges Nomad's task environment, the device environment and the

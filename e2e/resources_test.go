@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -243,7 +244,8 @@ func TestStop_KillSignalAndTimeout(t *testing.T) {
 
 // groupJob is a one-task batch job whose group and task take extra
 // blocks; %s are the job ID, the group's blocks, the task's blocks and the
-// task's config lines.
+// task's config lines. Without a resources block, the task gets Nomad's
+// default resources.
 const groupJob = `
 job %q {
   datacenters = ["*"]
@@ -261,11 +263,6 @@ job %q {
       config {
         image = "nomad-driver-sshrerun/busybox:local"
 %s
-      }
-
-      resources {
-        cpu    = 100
-        memory = 32
       }
     }
   }
@@ -317,4 +314,23 @@ func TestNetwork_DNSBlock(t *testing.T) {
 	for _, line := range []string{"nameserver 192.0.2.53", "search ci.example", "options ndots:2"} {
 		require.Contains(t, out, line+"\n")
 	}
+}
+
+// A task that reserves a core with resources.cores runs on that core only.
+func TestResources_ReservedCorePinsContainer(t *testing.T) {
+	e := newEnv(t, "")
+	job := fmt.Sprintf(groupJob, "cores", "", `
+      resources {
+        cores  = 1
+        memory = 32
+      }`, `
+        command = "/bin/grep"
+        args    = ["Cpus_allowed_list", "/proc/self/status"]`)
+	allocID, state := e.runUntilDead(t, "cores", job)
+	require.False(t, state.Failed, "events: %v", state.Events)
+
+	// one core, such as "1"; an unpinned container lists all, such as "0-1"
+	out := e.pollNomad(t, func(s string) bool { return strings.Contains(s, "Cpus_allowed_list") }, "alloc", "logs", allocID, "work")
+	require.Regexp(t, `^Cpus_allowed_list:\t\d+\n$`, out)
+	require.Greater(t, runtime.NumCPU(), 1, "this test needs two cores to tell a pinned container from an unpinned one")
 }

@@ -96,6 +96,11 @@ type Resources struct {
 	// MemoryMB is the reservation, and the limit when MemoryMaxMB is 0.
 	MemoryMB    int64
 	MemoryMaxMB int64
+
+	// CPUSet lists the CPU cores that the task reserved with
+	// resources.cores, such as "0,2", to which the container is pinned;
+	// empty for none.
+	CPUSet string
 }
 
 // Dirs are the host paths of Nomad's task directories.
@@ -289,7 +294,7 @@ func CheckMountTarget(target string) error {
 // hard limit.
 func resources(r Resources) container.Resources {
 	const mib = 1024 * 1024
-	res := container.Resources{CPUShares: r.CPUShares}
+	res := container.Resources{CPUShares: r.CPUShares, CpusetCpus: r.CPUSet}
 	switch {
 	case r.MemoryMaxMB > 0:
 		res.Memory = r.MemoryMaxMB * mib

@@ -128,6 +128,17 @@ func TestBuild_Resources(t *testing.T) {
 	}
 }
 
+// Reserved cores pin the container, as --cpuset-cpus does.
+func TestBuild_ReservedCores(t *testing.T) {
+	req, err := Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit, Resources: Resources{CPUSet: "0,2"}})
+	require.NoError(t, err)
+	require.Equal(t, "0,2", req.HostConfig.CpusetCpus)
+
+	req, err = Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit})
+	require.NoError(t, err)
+	require.Empty(t, req.HostConfig.CpusetCpus)
+}
+
 func TestBuild_Privileged(t *testing.T) {
 	req, err := Build(Spec{Task: Task{Image: "img", Command: "x"}, Init: testInit})
 	require.NoError(t, err)
