@@ -117,6 +117,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"privileged": hclspec.NewAttr("privileged", "bool", false),
 	"ports":      hclspec.NewAttr("ports", "list(string)", false),
 	"work_dir":   hclspec.NewAttr("work_dir", "string", false),
+	"shm_size":   hclspec.NewAttr("shm_size", "string", false),
 	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username":       hclspec.NewAttr("username", "string", true),
 		"password":       hclspec.NewAttr("password", "string", true),
@@ -184,6 +185,7 @@ type TaskConfig struct {
 	Privileged bool               `codec:"privileged"`
 	Ports      []string           `codec:"ports"`
 	WorkDir    string             `codec:"work_dir"`
+	ShmSize    string             `codec:"shm_size"`
 	Auth       *AuthConfig        `codec:"auth"`
 	SSH        *SSHConfig         `codec:"ssh"`
 }

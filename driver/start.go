@@ -44,6 +44,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if taskConfig.Privileged && !settings.allowPrivileged {
 		return nil, nil, fmt.Errorf("task config privileged = true, but this client does not allow privileged containers; set allow_privileged = true in the plugin config of the client, or remove privileged from the task")
 	}
+	shmSize, err := shmSizeBytes(taskConfig.ShmSize)
+	if err != nil {
+		return nil, nil, err
+	}
 	mounts, err := taskMounts(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -79,6 +83,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			User:       cfg.User,
 			Privileged: taskConfig.Privileged,
 			WorkDir:    taskConfig.WorkDir,
+			ShmSize:    shmSize,
 		},
 		Resources: taskResources(cfg),
 		Mounts:    mounts,

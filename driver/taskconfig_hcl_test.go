@@ -21,6 +21,7 @@ func TestTaskConfigSpec_DecodesEveryOption(t *testing.T) {
   privileged = true
   ports      = ["http"]
   work_dir   = "/home/circleci/project"
+  shm_size   = "1g"
 
   auth {
     username       = "ci"
@@ -50,6 +51,7 @@ func TestTaskConfigSpec_DecodesEveryOption(t *testing.T) {
 		Privileged: true,
 		Ports:      []string{"http"},
 		WorkDir:    "/home/circleci/project",
+		ShmSize:    "1g",
 		Auth:       &AuthConfig{Username: "ci", Password: "token", ServerAddress: "registry.example.com"},
 		SSH: &SSHConfig{
 			Port:              "ssh",

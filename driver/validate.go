@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
@@ -172,6 +173,10 @@ func validateTaskConfig(cfg *TaskConfig) error {
 		cfg.WorkDir = path.Clean(cfg.WorkDir)
 	}
 
+	if _, err := shmSizeBytes(cfg.ShmSize); err != nil {
+		return err
+	}
+
 	for key := range cfg.Labels {
 		if key == "" {
 			return fmt.Errorf("task config labels has an empty label name; remove it or give it a name")
@@ -299,4 +304,17 @@ func portLabels(ports structs.AllocatedPorts) string {
 		labels = append(labels, port.Label)
 	}
 	return strings.Join(labels, ", ")
+}
+
+// shmSizeBytes returns the size of /dev/shm in bytes from shm_size, or 0
+// for Docker's default of 64 MiB.
+func shmSizeBytes(value string) (int64, error) {
+	if value == "" {
+		return 0, nil
+	}
+	size, err := units.RAMInBytes(value)
+	if err != nil || size <= 0 {
+		return 0, fmt.Errorf("task config shm_size = %q is not a size greater than zero; use a number with a unit, for example \"1g\" or \"512m\"", value)
+	}
+	return size, nil
 }

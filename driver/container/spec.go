@@ -88,6 +88,9 @@ type Task struct {
 
 	// WorkDir is the job's working directory, or "" for the image's.
 	WorkDir string
+
+	// ShmSize is the size of /dev/shm in bytes, or 0 for Docker's default.
+	ShmSize int64
 }
 
 // Resources are the task's CPU and memory settings from Nomad.
@@ -225,6 +228,7 @@ func Build(spec Spec) (*Request, error) {
 		),
 		Resources:  resources(spec.Resources),
 		Privileged: spec.Task.Privileged,
+		ShmSize:    spec.Task.ShmSize,
 		// the driver streams the logs into Nomad's log files from this copy;
 		// Nomad rotates its own files, so the engine keeps only a little
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},

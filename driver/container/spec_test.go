@@ -259,3 +259,9 @@ func TestBuild_DNS(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, req.HostConfig.DNS)
 }
+
+func TestBuild_ShmSize(t *testing.T) {
+	req, err := Build(Spec{Task: Task{Image: "img", Command: "x", ShmSize: 1 << 30}, Init: testInit})
+	require.NoError(t, err)
+	require.Equal(t, int64(1<<30), req.HostConfig.ShmSize)
+}

@@ -61,3 +61,19 @@ func TestDriver_WorkDirUnusable(t *testing.T) {
 			strings.Contains(s, "set work_dir in the task config")
 	})
 }
+
+// shm_size sets the size of the container's /dev/shm.
+func TestDriver_ShmSize(t *testing.T) {
+	d := newTestDriver(t, nil)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		ShmSize: "256m",
+	})
+	d.startTask(t, task)
+
+	result, err := d.ExecTask(task.ID, []string{"/bin/sh", "-c", "df -k /dev/shm | tail -n 1 | awk '{print $2}'"}, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "262144\n", string(result.Stdout))
+}
