@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strconv"
 	"strings"
 
@@ -20,12 +19,9 @@ import (
 // driver reads from an image. A larger file is not checked.
 const maxAccountFileSize = 4 << 20
 
-// maxAccountFileLinks bounds the symbolic links followed to reach the file.
-const maxAccountFileLinks = 8
-
 // errAccountFileUnchecked means that the file is not one that the driver
-// can read with certainty: not a regular file, too large, or behind too
-// many links.
+// can read with certainty: not a regular file, too large, or not readable
+// where its link leads.
 var errAccountFileUnchecked = errors.New("the file cannot be checked")
 
 // accountFile is the format of /etc/passwd or /etc/group.
@@ -69,9 +65,12 @@ func requireAccount(ctx context.Context, docker *client.Client, containerID stri
 	switch {
 	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("the container user %q names the %s %q, but the image has no %s; add it to the image, or set the task's user to numeric IDs such as \"1000:1000\"", user, file.kind, name, file.path)
-	case err != nil:
+	case errors.Is(err, errAccountFileUnchecked):
 		// only a missing file or entry is certain; the init checks the rest
 		logger.Debug("the container user is left to the init to check", "container_id", containerID, "path", file.path, "reason", err)
+		return nil
+	case err != nil:
+		logger.Warn("failed to read an account file of the image, so the container user is left to the init to check", "container_id", containerID, "path", file.path, "error", err)
 		return nil
 	case !found:
 		return fmt.Errorf("the container user %q names the %s %q, which the image's %s does not define; add it to the image, or set the task's user to numeric IDs such as \"1000:1000\"", user, file.kind, name, file.path)
@@ -80,34 +79,30 @@ func requireAccount(ctx context.Context, docker *client.Client, containerID stri
 }
 
 // accountFileHas reports whether the container's file has an entry for
-// name. It follows symbolic links inside the container.
+// name. The engine resolves a symbolic link at the path, and in the
+// folders above it, inside the container, as the init's open would.
 func accountFileHas(ctx context.Context, docker *client.Client, containerID string, file accountFile, name string) (bool, error) {
-	current := file.path
-	for range maxAccountFileLinks {
-		header, body, err := copyOneFile(ctx, docker, containerID, current)
-		if err != nil {
-			return false, err
-		}
-		switch {
-		case header.Typeflag == tar.TypeSymlink:
-			body.Close()
-			target := header.Linkname
-			if !path.IsAbs(target) {
-				target = path.Join(path.Dir(current), target)
-			}
-			current = target
-			continue
-		case header.Typeflag != tar.TypeReg:
-			body.Close()
-			return false, fmt.Errorf("%w: %s is not a regular file", errAccountFileUnchecked, current)
-		case header.Size > maxAccountFileSize:
-			body.Close()
-			return false, fmt.Errorf("%w: %s has %d bytes, more than the %d that the driver reads", errAccountFileUnchecked, current, header.Size, maxAccountFileSize)
-		}
-		defer body.Close()
-		return file.has(body, name)
+	stat, err := docker.ContainerStatPath(ctx, containerID, file.path)
+	if err != nil {
+		return false, err
 	}
-	return false, fmt.Errorf("%w: %s leads through more than %d symbolic links", errAccountFileUnchecked, file.path, maxAccountFileLinks)
+	target := file.path
+	if stat.LinkTarget != "" {
+		target = stat.LinkTarget
+	}
+
+	header, body, err := copyOneFile(ctx, docker, containerID, target)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %w", errAccountFileUnchecked, target, err)
+	}
+	defer body.Close()
+	switch {
+	case header.Typeflag != tar.TypeReg:
+		return false, fmt.Errorf("%w: %s is not a regular file", errAccountFileUnchecked, target)
+	case header.Size > maxAccountFileSize:
+		return false, fmt.Errorf("%w: %s has %d bytes, more than the %d that the driver reads", errAccountFileUnchecked, target, header.Size, maxAccountFileSize)
+	}
+	return file.has(body, name)
 }
 
 // copyOneFile returns the tar header of the file at containerPath and a
