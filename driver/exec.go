@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -63,7 +64,7 @@ func (h *taskHandle) exec(ctx context.Context, opts *drivers.ExecOptions) (int, 
 	created, err := h.docker.ContainerExecCreate(ctx, h.containerID, container.ExecOptions{
 		Cmd:          opts.Command,
 		User:         h.state.ExecUser,
-		WorkingDir:   h.state.WorkDir,
+		WorkingDir:   h.execWorkDir(ctx),
 		Tty:          opts.Tty,
 		AttachStdin:  opts.Stdin != nil,
 		AttachStdout: true,
@@ -144,3 +145,19 @@ func (h *taskHandle) forwardResizes(ctx context.Context, execID string, sizes <-
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
+
+// execWorkDir returns the working directory of an exec session: the task's
+// work_dir when it is a directory in the container, or "" for the
+// container's own, as after a work_dir that could not be created.
+func (h *taskHandle) execWorkDir(ctx context.Context) string {
+	dir := h.state.WorkDir
+	if dir == "" {
+		return ""
+	}
+	stat, err := h.docker.ContainerStatPath(ctx, h.containerID, dir)
+	if err != nil || (!stat.Mode.IsDir() && stat.Mode&os.ModeSymlink == 0) {
+		h.logger.Warn("the task's work_dir is not a directory, so the exec session starts in the container's working directory", "work_dir", dir, "error", err)
+		return ""
+	}
+	return dir
+}

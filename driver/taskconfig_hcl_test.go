@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
@@ -61,4 +62,11 @@ func TestTaskConfigSpec_DecodesEveryOption(t *testing.T) {
 			MaxSession:        "1h",
 		},
 	}, got)
+
+	// the config above sets every option, so a new option fails this test
+	// until it is added there
+	value := reflect.ValueOf(got)
+	for i := range value.NumField() {
+		require.False(t, value.Field(i).IsZero(), "the test config does not set %s", value.Type().Field(i).Name)
+	}
 }

@@ -44,22 +44,39 @@ func TestDriver_WorkDirCreatedForUser(t *testing.T) {
 }
 
 // A work_dir that cannot be created fails the job with exit code 126 and a
-// message that names the directory.
+// message that names the directory. The hold follows, and its SSH and exec
+// sessions start in / and the container's directory instead.
 func TestDriver_WorkDirUnusable(t *testing.T) {
 	d := newTestDriver(t, nil)
-	task := newTask(t, freeSSHPort(t), &TaskConfig{
+	key := newUserKey(t)
+	port := freeSSHPort(t)
+	task := newTask(t, port, &TaskConfig{
 		Image:   testImage,
 		Command: "/bin/true",
 		WorkDir: "/bin/sh/project",
+		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}, WaitForConnection: "1m"},
 	})
 	d.startTaskWithLogs(t, task)
 
-	result := d.waitExit(t, task.ID, 30*time.Second)
-	require.Equal(t, 126, result.ExitCode)
 	waitForLog(t, task, "stderr", func(s string) bool {
-		return strings.Contains(s, `working directory \"/bin/sh/project\" is not usable: not a directory`) &&
+		return strings.Contains(s, `working directory \"/bin/sh/project\" could not be created: /bin/sh exists and is not a directory`) &&
 			strings.Contains(s, "set work_dir in the task config")
 	})
+
+	c := dialSSH(t, port, "root", key)
+	defer c.Close()
+	out, status := runSSH(t, c, "pwd; echo hello")
+	require.Equal(t, 0, status, out)
+	require.Equal(t, "/\nhello\n", out)
+
+	result, err := d.ExecTask(task.ID, []string{"pwd"}, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "/\n", string(result.Stdout))
+
+	// the job's exit code arrives when the hold ends
+	require.NoError(t, d.StopTask(task.ID, 10*time.Second, "SIGTERM"))
+	result2 := d.waitExit(t, task.ID, 30*time.Second)
+	require.Equal(t, 126, result2.ExitCode)
 }
 
 // shm_size sets the size of the container's /dev/shm.

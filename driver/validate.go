@@ -171,6 +171,9 @@ func validateTaskConfig(cfg *TaskConfig) error {
 			return fmt.Errorf("task config work_dir = %q contains a NUL character; remove it", cfg.WorkDir)
 		}
 		cfg.WorkDir = path.Clean(cfg.WorkDir)
+		if cfg.WorkDir == spec.InitDir || strings.HasPrefix(cfg.WorkDir, spec.InitDir+"/") {
+			return fmt.Errorf("task config work_dir = %q is inside %s, which holds the driver's init; choose another directory, for example \"/home/circleci/project\"", cfg.WorkDir, spec.InitDir)
+		}
 	}
 
 	if _, err := shmSizeBytes(cfg.ShmSize); err != nil {
@@ -307,14 +310,22 @@ func portLabels(ports structs.AllocatedPorts) string {
 }
 
 // shmSizeBytes returns the size of /dev/shm in bytes from shm_size, or 0
-// for Docker's default of 64 MiB.
+// for the engine's default, which is 64 MiB unless the engine's
+// default-shm-size sets another.
 func shmSizeBytes(value string) (int64, error) {
 	if value == "" {
 		return 0, nil
 	}
+	const minimum = 1 << 20
 	size, err := units.RAMInBytes(value)
-	if err != nil || size <= 0 {
-		return 0, fmt.Errorf("task config shm_size = %q is not a size greater than zero; use a number with a unit, for example \"1g\" or \"512m\"", value)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("task config shm_size = %q is not a size; use a number with a unit, for example \"1g\" or \"512m\"", value)
+	case size < 0:
+		// the parser wraps around on overflow
+		return 0, fmt.Errorf("task config shm_size = %q is too large; use a size such as \"1g\"", value)
+	case size < minimum:
+		return 0, fmt.Errorf("task config shm_size = %q is %d bytes, less than 1 MiB; add a unit, for example \"512m\"", value, size)
 	}
 	return size, nil
 }

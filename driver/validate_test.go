@@ -77,10 +77,13 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 		{"missing image", TaskConfig{}, "task config image is missing"},
 		{"image with spaces", TaskConfig{Image: " busybox"}, `image = " busybox" has leading or trailing spaces`},
 		{"relative work_dir", TaskConfig{Image: "x", WorkDir: "project"}, `work_dir = "project" is not an absolute path; give the full path inside the container`},
+		{"work_dir in the init's directory", TaskConfig{Image: "x", WorkDir: "/.sshrerun/events/x"}, `task config work_dir = "/.sshrerun/events/x" is inside /.sshrerun, which holds the driver's init`},
 		{"work_dir with NUL", TaskConfig{Image: "x", WorkDir: "/a\x00b"}, `work_dir = "/a\x00b" contains a NUL character`},
-		{"shm_size without a number", TaskConfig{Image: "x", ShmSize: "big"}, `task config shm_size = "big" is not a size greater than zero; use a number with a unit, for example "1g" or "512m"`},
-		{"zero shm_size", TaskConfig{Image: "x", ShmSize: "0"}, `task config shm_size = "0" is not a size greater than zero`},
-		{"negative shm_size", TaskConfig{Image: "x", ShmSize: "-1m"}, `task config shm_size = "-1m" is not a size greater than zero`},
+		{"shm_size without a number", TaskConfig{Image: "x", ShmSize: "big"}, `task config shm_size = "big" is not a size; use a number with a unit, for example "1g" or "512m"`},
+		{"negative shm_size", TaskConfig{Image: "x", ShmSize: "-1m"}, `task config shm_size = "-1m" is not a size`},
+		{"zero shm_size", TaskConfig{Image: "x", ShmSize: "0"}, `task config shm_size = "0" is 0 bytes, less than 1 MiB; add a unit, for example "512m"`},
+		{"shm_size without a unit", TaskConfig{Image: "x", ShmSize: "512"}, `task config shm_size = "512" is 512 bytes, less than 1 MiB`},
+		{"huge shm_size", TaskConfig{Image: "x", ShmSize: "100000000000g"}, `task config shm_size = "100000000000g" is too large; use a size such as "1g"`},
 		{"env name with equals", TaskConfig{Image: "x", Env: map[string]string{"A=B": "c"}}, `env has the invalid name "A=B"`},
 		{"missing port", TaskConfig{Image: "x", SSH: &SSHConfig{AuthorizedKeys: []string{testAuthorizedKey}}}, "ssh.port is missing"},
 		{"bad user", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", User: "bad user", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.user = "bad user" is not a valid login name`},
@@ -110,7 +113,7 @@ func TestValidateTaskConfig_CleansWorkDir(t *testing.T) {
 }
 
 func TestShmSizeBytes(t *testing.T) {
-	for value, want := range map[string]int64{"": 0, "512m": 512 << 20, "1g": 1 << 30, "1GiB": 1 << 30, "4096": 4096} {
+	for value, want := range map[string]int64{"": 0, "512m": 512 << 20, "1g": 1 << 30, "1GiB": 1 << 30, "1048576": 1 << 20} {
 		got, err := shmSizeBytes(value)
 		require.NoError(t, err, value)
 		require.Equal(t, want, got, value)

@@ -318,6 +318,7 @@ func TestNetwork_DNSBlock(t *testing.T) {
 
 // A task that reserves a core with resources.cores runs on that core only.
 func TestResources_ReservedCorePinsContainer(t *testing.T) {
+	require.Greater(t, runtime.NumCPU(), 1, "this test needs two cores to tell a pinned container from an unpinned one")
 	e := newEnv(t, "")
 	job := fmt.Sprintf(groupJob, "cores", "", `
       resources {
@@ -332,5 +333,4 @@ func TestResources_ReservedCorePinsContainer(t *testing.T) {
 	// one core, such as "1"; an unpinned container lists all, such as "0-1"
 	out := e.pollNomad(t, func(s string) bool { return strings.Contains(s, "Cpus_allowed_list") }, "alloc", "logs", allocID, "work")
 	require.Regexp(t, `^Cpus_allowed_list:\t\d+\n$`, out)
-	require.Greater(t, runtime.NumCPU(), 1, "this test needs two cores to tell a pinned container from an unpinned one")
 }

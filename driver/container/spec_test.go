@@ -207,11 +207,6 @@ func TestWorkingDir(t *testing.T) {
 	require.Equal(t, "/app", WorkingDir(Task{}, image))
 	require.Equal(t, "/home/builder/project", WorkingDir(Task{WorkDir: "/home/builder/project"}, image))
 	require.Equal(t, "", WorkingDir(Task{}, Image{}))
-
-	// the container keeps the image's WORKDIR; the init changes to work_dir
-	request, err := Build(Spec{Task: Task{Image: "busybox", Command: "true", WorkDir: "/w"}, Init: Init{Binary: "/b", Config: "/c"}})
-	require.NoError(t, err)
-	require.Empty(t, request.Config.WorkingDir)
 }
 
 func TestBuild_MountsAndDevices(t *testing.T) {

@@ -83,6 +83,12 @@ func startJob(cfg *Config, id *identity, reaper *reaper, stdio [3]*os.File) (*jo
 	return &job{child: c, reaper: reaper}, nil
 }
 
+// workingDirError returns the start error of a job whose working
+// directory could not be created.
+func workingDirError(cfg *Config, err error) *jobStartError {
+	return &jobStartError{exitCannotExecute, fmt.Errorf("cannot start command %q: working directory %q could not be created: %w; create it in the image, or set work_dir in the task config to a directory that the job can use", cfg.Command[0], cfg.WorkingDir, err)}
+}
+
 func describeStartError(cfg *Config, err error) *jobStartError {
 	name := cfg.Command[0]
 	var pathErr *fs.PathError

@@ -211,9 +211,15 @@ func (sess *session) handleStart(req *ssh.Request, argv []string, kind string) {
 }
 
 // sessionDir returns the working directory of SSH sessions: the job's, or
-// "/" when the config sets none.
+// "/" when the config sets none or the job's is not a directory, as after
+// a work_dir that could not be created, so that a developer can still log
+// in and look.
 func (s *server) sessionDir() string {
 	if s.workingDir == "" {
+		return "/"
+	}
+	if info, err := os.Stat(s.workingDir); err != nil || !info.IsDir() {
+		s.logger.Warn("the job's working directory is not a directory, so the session starts in /", "working_dir", s.workingDir, "error", err)
 		return "/"
 	}
 	return s.workingDir

@@ -34,6 +34,10 @@ func TestCreateWorkingDir_OwnsWhatItCreates(t *testing.T) {
 	require.NoError(t, os.Mkdir(existing, 0o700))
 	uid0, gid0, mode0 := ownerOf(t, existing)
 
+	// a strict umask shows that the mode is set, not left to the umask
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+
 	owner := testOwner()
 	dir := filepath.Join(existing, "builder", "project")
 	require.NoError(t, createWorkingDir(dir+"/", owner))
@@ -58,6 +62,16 @@ func TestCreateWorkingDir_Errors(t *testing.T) {
 
 	err := createWorkingDir(filepath.Join(file, "project"), nil)
 	require.EqualError(t, err, file+" exists and is not a directory")
+
+	// a link to a directory is followed, as the image has it
+	target := filepath.Join(base, "target")
+	require.NoError(t, os.Mkdir(target, 0o755))
+	link := filepath.Join(base, "link")
+	require.NoError(t, os.Symlink(target, link))
+	require.NoError(t, createWorkingDir(filepath.Join(link, "project"), nil))
+	info, err := os.Stat(filepath.Join(target, "project"))
+	require.NoError(t, err)
+	require.True(t, info.IsDir())
 
 	err = createWorkingDir("project", nil)
 	require.EqualError(t, err, `working directory "project" is not an absolute path`)
