@@ -3,6 +3,7 @@ package driver
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/sshrerun/nomad-driver-sshrerun/driver/initbin"
 )
@@ -23,7 +24,7 @@ func (d *Driver) installInit(dataDir string) error {
 	d.mu.Lock()
 	d.initBinary = path
 	d.mu.Unlock()
-	d.logger.Info("installed the container init", "init_binary", path, "size_bytes", len(d.embeddedInit))
+	d.logger.Info("installed the container init", "init_binary", path, "size_bytes", strconv.Itoa(len(d.embeddedInit)))
 	return nil
 }
 

@@ -6,6 +6,8 @@ package driver
 import (
 	"fmt"
 	"net"
+	"regexp"
+	"strings"
 
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -55,6 +57,10 @@ func taskDevices(cfg *drivers.TaskConfig) []spec.Device {
 	return devices
 }
 
+// searchDomainPattern matches a domain name: labels of letters, digits,
+// "-" and "_", separated by dots, with an optional final dot.
+var searchDomainPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$`)
+
 // taskDNS returns the dns block of the group's network, which Nomad passes
 // to the driver in every network mode.
 func taskDNS(cfg *drivers.TaskConfig) (*spec.DNS, error) {
@@ -66,5 +72,42 @@ func taskDNS(cfg *drivers.TaskConfig) (*spec.DNS, error) {
 			return nil, fmt.Errorf("network dns server %q is not an IP address; list IP addresses in the servers of the group's network dns block", server)
 		}
 	}
+	for _, search := range cfg.DNS.Searches {
+		if len(search) > 253 || !searchDomainPattern.MatchString(search) {
+			return nil, fmt.Errorf("network dns search domain %q is not a domain name; list names such as \"ci.example.com\" in the searches of the group's network dns block", search)
+		}
+	}
+	for _, option := range cfg.DNS.Options {
+		if option == "" || strings.ContainsAny(option, " \t\r\n") {
+			return nil, fmt.Errorf("network dns option %q is empty or has white space; list resolv.conf options such as \"ndots:2\" in the options of the group's network dns block", option)
+		}
+	}
 	return &spec.DNS{Servers: cfg.DNS.Servers, Searches: cfg.DNS.Searches, Options: cfg.DNS.Options}, nil
+}
+
+// explainPropagation adds the fix to the engine's error for a volume
+// mount whose propagation needs a shared or slave mount on the host, which
+// the engine reports only when the container starts.
+func explainPropagation(err error, mounts []spec.Mount) error {
+	message := err.Error()
+	if !strings.Contains(message, "is not a shared or slave mount") && !strings.Contains(message, "is not a shared mount") {
+		return err
+	}
+	for _, m := range mounts {
+		if m.Propagation != "rprivate" && strings.Contains(message, m.HostPath) {
+			return fmt.Errorf("%w; volume_mount destination %q sets propagation_mode %q, which needs the host mount that holds %s to be shared: run mount --make-rshared on that mount, or use propagation_mode = %q",
+				err, m.TaskPath, nomadPropagation(m.Propagation), m.HostPath, structs.VolumeMountPropagationPrivate)
+		}
+	}
+	return err
+}
+
+// nomadPropagation returns Nomad's name of an engine bind propagation.
+func nomadPropagation(engine string) string {
+	for nomad, mode := range propagation {
+		if mode == engine && nomad != "" {
+			return nomad
+		}
+	}
+	return engine
 }

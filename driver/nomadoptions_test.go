@@ -2,13 +2,18 @@ package driver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/stretchr/testify/require"
+
+	spec "github.com/sshrerun/nomad-driver-sshrerun/driver/container"
 )
 
 func TestTaskMounts_Invalid(t *testing.T) {
@@ -75,6 +80,18 @@ func TestTaskDNS_Invalid(t *testing.T) {
 	dns, err := taskDNS(&drivers.TaskConfig{})
 	require.NoError(t, err)
 	require.Nil(t, dns)
+
+	for _, search := range []string{"bad domain!", "", "a..b", ".example", "-x.example"} {
+		_, err = taskDNS(&drivers.TaskConfig{DNS: &drivers.DNSConfig{Searches: []string{search}}})
+		require.ErrorContains(t, err, fmt.Sprintf("network dns search domain %q is not a domain name", search), search)
+	}
+	for _, option := range []string{"", "ndots: 2"} {
+		_, err = taskDNS(&drivers.TaskConfig{DNS: &drivers.DNSConfig{Options: []string{option}}})
+		require.ErrorContains(t, err, fmt.Sprintf("network dns option %q is empty or has white space", option), option)
+	}
+	dns, err = taskDNS(&drivers.TaskConfig{DNS: &drivers.DNSConfig{Searches: []string{"ci.example.com", "svc.cluster.local.", "_internal"}, Options: []string{"ndots:2", "rotate"}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"ndots:2", "rotate"}, dns.Options)
 }
 
 // The dns block of the group's network becomes the container's
@@ -115,4 +132,40 @@ func TestDriver_ReservedCoresPinContainer(t *testing.T) {
 	result, err := d.ExecTask(task.ID, []string{"/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status"}, 30*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, "Cpus_allowed_list:\t0\n", string(result.Stdout))
+}
+
+func TestExplainPropagation(t *testing.T) {
+	mounts := []spec.Mount{
+		{HostPath: "/srv/private", TaskPath: "/private", Propagation: "rprivate"},
+		{HostPath: "/srv/cache", TaskPath: "/cache", Propagation: "rslave"},
+	}
+	engine := errors.New("path /srv/cache is mounted on / but it is not a shared or slave mount")
+	require.EqualError(t, explainPropagation(engine, mounts),
+		`path /srv/cache is mounted on / but it is not a shared or slave mount; volume_mount destination "/cache" sets propagation_mode "host-to-task", which needs the host mount that holds /srv/cache to be shared: run mount --make-rshared on that mount, or use propagation_mode = "private"`)
+
+	other := errors.New("no such image")
+	require.Equal(t, other, explainPropagation(other, mounts))
+}
+
+// A host-to-task mount of a host path on a private mount fails the start
+// with the engine's error and the fix.
+func TestDriver_PropagationNeedsSharedMount(t *testing.T) {
+	require.Zero(t, os.Geteuid(), "this test makes a private bind mount, which needs root")
+	host := t.TempDir()
+	out, err := exec.Command("mount", "--bind", host, host).CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { _ = exec.Command("umount", host).Run() })
+	out, err = exec.Command("mount", "--make-private", host).CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	d := newTestDriver(t, nil)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{Image: testImage, Command: "/bin/true"})
+	task.Mounts = []*drivers.MountConfig{{HostPath: host, TaskPath: "/data", PropagationMode: "host-to-task"}}
+	d.mkAllocDir(t, task, false)
+
+	_, _, err = d.StartTask(task)
+	require.ErrorContains(t, err, `volume_mount destination "/data" sets propagation_mode "host-to-task"`)
+	ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+task.AllocID)
+	require.NoError(t, err)
+	require.Empty(t, ids, "the container of the failed start was left")
 }

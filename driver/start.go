@@ -148,7 +148,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			fifos.Close()
 		}
 		removeContainer(docker, containerID, logger)
-		return nil, nil, fmt.Errorf("failed to start container %s: %w", containerID, err)
+		return nil, nil, explainPropagation(fmt.Errorf("failed to start container %s: %w", containerID, err), mounts)
 	}
 
 	// record the task so that Nomad can hand it back after a restart
