@@ -4,11 +4,16 @@ package driver
 // part of the driver config into container settings.
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"path"
 	"regexp"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
@@ -110,4 +115,61 @@ func nomadPropagation(engine string) string {
 		}
 	}
 	return engine
+}
+
+// maxMountTargetLinks bounds the links followed to resolve a destination.
+const maxMountTargetLinks = 16
+
+// checkResolvedMountTargets fails when a volume_mount destination leads,
+// through links in the image, to a path that spec.CheckMountTarget
+// refuses. The engine follows such links when it mounts, so a destination
+// that passed as written could still hide the init.
+func checkResolvedMountTargets(ctx context.Context, docker *client.Client, containerID string, mounts []spec.Mount, logger hclog.Logger) error {
+	for _, m := range mounts {
+		resolved, err := resolveInContainer(ctx, docker, containerID, m.TaskPath)
+		if err != nil {
+			logger.Warn("failed to resolve a volume_mount destination in the container", "container_id", containerID, "destination", m.TaskPath, "error", err)
+			continue
+		}
+		if resolved == path.Clean(m.TaskPath) {
+			continue
+		}
+		if err := spec.CheckMountTarget(resolved); err != nil {
+			return fmt.Errorf("volume_mount destination %q leads through links in the image to %s: %w", m.TaskPath, resolved, err)
+		}
+	}
+	return nil
+}
+
+// resolveInContainer returns target with the links in the container's
+// file system resolved, as far as the path exists.
+func resolveInContainer(ctx context.Context, docker *client.Client, containerID, target string) (string, error) {
+	parts := strings.Split(strings.Trim(path.Clean(target), "/"), "/")
+	current := "/"
+	links := 0
+	for i, part := range parts {
+		if part == "" {
+			continue
+		}
+		next := path.Join(current, part)
+		stat, err := docker.ContainerStatPath(ctx, containerID, next)
+		if cerrdefs.IsNotFound(err) {
+			// the engine creates the rest
+			return path.Join(append([]string{next}, parts[i+1:]...)...), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if stat.LinkTarget == "" {
+			current = next
+			continue
+		}
+		links++
+		if links > maxMountTargetLinks {
+			return "", fmt.Errorf("%s leads through more than %d links", target, maxMountTargetLinks)
+		}
+		// the engine gives the link's target fully resolved
+		current = path.Join("/", stat.LinkTarget)
+	}
+	return current, nil
 }

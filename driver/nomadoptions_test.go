@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/stretchr/testify/require"
 
@@ -168,4 +170,29 @@ func TestDriver_PropagationNeedsSharedMount(t *testing.T) {
 	ids, err := projectContainers(d.docker, "nomad-driver-sshrerun.alloc_id="+task.AllocID)
 	require.NoError(t, err)
 	require.Empty(t, ids, "the container of the failed start was left")
+}
+
+// A destination that leads through links in the image to the init's
+// folder or a task directory is refused; other links are fine.
+func TestCheckResolvedMountTargets(t *testing.T) {
+	d := newTestDriver(t, nil)
+	ctx := context.Background()
+	id := createdUserContainer(t, d.docker, []tar.Header{
+		{Name: "srv/cache", Typeflag: tar.TypeDir},
+		{Name: "opt/hidden", Typeflag: tar.TypeSymlink, Linkname: "/.sshrerun"},
+		{Name: "opt/tasks", Typeflag: tar.TypeSymlink, Linkname: "../alloc"},
+		{Name: "opt/cache", Typeflag: tar.TypeSymlink, Linkname: "/srv/cache"},
+		{Name: "opt/up", Typeflag: tar.TypeSymlink, Linkname: "hidden"},
+	}, nil)
+	logger := hclog.NewNullLogger()
+	check := func(destination string) error {
+		return checkResolvedMountTargets(ctx, d.docker, id, []spec.Mount{{HostPath: "/srv", TaskPath: destination}}, logger)
+	}
+
+	require.EqualError(t, check("/opt/hidden"), `volume_mount destination "/opt/hidden" leads through links in the image to /.sshrerun: volume_mount destination "/.sshrerun" would hide the driver's init at /.sshrerun; choose another destination, such as "/data"`)
+	require.ErrorContains(t, check("/opt/up/events"), `volume_mount destination "/opt/up/events" leads through links in the image to /.sshrerun/events`)
+	require.ErrorContains(t, check("/opt/tasks"), `leads through links in the image to /alloc: volume_mount destination "/alloc" is where Nomad's alloc directory is mounted`)
+	require.NoError(t, check("/opt/cache"))
+	require.NoError(t, check("/opt/cache/new/dir"))
+	require.NoError(t, check("/data"))
 }

@@ -132,6 +132,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkResolvedMountTargets(ctx, docker, containerID, mounts, logger); err != nil {
+		removeContainer(docker, containerID, logger)
+		return nil, nil, err
+	}
 	if execUser != "" {
 		if err := checkContainerUser(ctx, docker, containerID, execUser, logger); err != nil {
 			removeContainer(docker, containerID, logger)
