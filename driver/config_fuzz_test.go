@@ -124,6 +124,21 @@ func expectValid(cfg *TaskConfig) bool {
 	return err == nil
 }
 
+// roundTrip encodes want and decodes it again, as msgpack, the way Nomad
+// hands the driver its config.
+func roundTrip(t *testing.T, want *TaskConfig) TaskConfig {
+	t.Helper()
+	task := &drivers.TaskConfig{ID: "fuzz", Name: "build"}
+	if err := task.EncodeConcreteDriverConfig(want); err != nil {
+		t.Fatalf("encoding %+v failed: %v", want, err)
+	}
+	var decoded TaskConfig
+	if err := task.DecodeDriverConfig(&decoded); err != nil {
+		t.Fatalf("decoding the encoded config %+v failed: %v", want, err)
+	}
+	return decoded
+}
+
 // checkDecodedEqual fails t unless decoded has the fields of want.
 func checkDecodedEqual(t *testing.T, want, decoded *TaskConfig) {
 	t.Helper()
@@ -258,15 +273,7 @@ func FuzzTaskConfigValidate(f *testing.F) {
 		}
 		want := input.taskConfig()
 
-		// Nomad hands the driver its config as msgpack, as it does here.
-		task := &drivers.TaskConfig{ID: "fuzz", Name: "build"}
-		if err := task.EncodeConcreteDriverConfig(want); err != nil {
-			t.Fatalf("encoding %+v failed: %v", want, err)
-		}
-		var decoded TaskConfig
-		if err := task.DecodeDriverConfig(&decoded); err != nil {
-			t.Fatalf("decoding the encoded config %+v failed: %v", want, err)
-		}
+		decoded := roundTrip(t, want)
 		checkDecodedEqual(t, want, &decoded)
 
 		expected := expectValid(&decoded)
