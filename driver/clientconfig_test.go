@@ -27,6 +27,8 @@ plugin "docker" {
 
 plugin "nomad-driver-sshrerun" {
   config {
+    auth_config = "/etc/nomad-driver-sshrerun/docker-config.json"
+
     advertise {
       override_file       = "/run/public-ipv4"
       imds_endpoint       = "http://127.0.0.1:1338"
@@ -39,6 +41,7 @@ plugin "nomad-driver-sshrerun" {
 	cfg, err := PluginConfigFromFile(path)
 	require.NoError(t, err)
 	require.Equal(t, DefaultDockerEndpoint, cfg.DockerEndpoint)
+	require.Equal(t, "/etc/nomad-driver-sshrerun/docker-config.json", cfg.AuthConfig)
 	require.Equal(t, "/run/public-ipv4", cfg.Advertise.OverrideFile)
 	require.Equal(t, "http://127.0.0.1:1338", cfg.Advertise.IMDSEndpoint)
 	require.False(t, cfg.Advertise.LocalIPv4Fallback)

@@ -70,6 +70,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("data_dir", "string", false),
 		hclspec.NewLiteral(`"`+DefaultDataDir+`"`),
 	),
+	"auth_config": hclspec.NewAttr("auth_config", "string", false),
 	"pull_activity_timeout": hclspec.NewDefault(
 		hclspec.NewAttr("pull_activity_timeout", "string", false),
 		hclspec.NewLiteral(`"2m"`),
@@ -154,6 +155,7 @@ type PluginConfig struct {
 	AllowPrivileged     bool             `codec:"allow_privileged"`
 	DataDir             string           `codec:"data_dir"`
 	PullActivityTimeout string           `codec:"pull_activity_timeout"`
+	AuthConfig          string           `codec:"auth_config"`
 	Advertise           *AdvertiseConfig `codec:"advertise"`
 }
 

@@ -125,6 +125,10 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return err
 	}
 
+	if err := d.checkAuthConfig(settings.authConfig); err != nil {
+		return err
+	}
+
 	docker, err := newDockerClient(settings.dockerEndpoint)
 	if err != nil {
 		return err
@@ -163,7 +167,8 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		"imds_endpoint", advConfig.IMDSEndpoint,
 		"imds_timeout", advConfig.IMDSTimeout.String(),
 		"local_ipv4_fallback", advConfig.LocalIPv4Fallback,
-		"refresh_interval", settings.refreshInterval.String())
+		"refresh_interval", settings.refreshInterval.String(),
+		"auth_config", settings.authConfig)
 
 	d.reconcileStart.Do(func() { go d.reconcileLoop() })
 	return nil

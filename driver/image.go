@@ -23,7 +23,7 @@ const pullProgressInterval = 5 * time.Second
 
 // ensureImage returns the image's details, pulling the image first when it
 // is not present or the task sets force_pull.
-func (d *Driver) ensureImage(ctx context.Context, docker *client.Client, taskConfig *TaskConfig, activityTimeout time.Duration, report func(string), logger hclog.Logger) (image.InspectResponse, error) {
+func (d *Driver) ensureImage(ctx context.Context, docker *client.Client, taskConfig *TaskConfig, authConfig string, activityTimeout time.Duration, report func(string), logger hclog.Logger) (image.InspectResponse, error) {
 	ref := taskConfig.Image
 	if !taskConfig.ForcePull {
 		img, err := docker.ImageInspect(ctx, ref)
@@ -35,7 +35,11 @@ func (d *Driver) ensureImage(ctx context.Context, docker *client.Client, taskCon
 		}
 	}
 
-	if err := pullImage(ctx, docker, ref, taskConfig.Auth, activityTimeout, report, logger); err != nil {
+	auth, err := pullAuth(taskConfig, authConfig, logger)
+	if err != nil {
+		return image.InspectResponse{}, err
+	}
+	if err := pullImage(ctx, docker, ref, auth, activityTimeout, report, logger); err != nil {
 		return image.InspectResponse{}, err
 	}
 	img, err := docker.ImageInspect(ctx, ref)
@@ -45,16 +49,21 @@ func (d *Driver) ensureImage(ctx context.Context, docker *client.Client, taskCon
 	return img, nil
 }
 
+// pullAuth returns the credentials of a pull: the task's auth block, or
+// else the plugin's auth_config entry for the image's registry, or nil.
+func pullAuth(taskConfig *TaskConfig, authConfig string, logger hclog.Logger) (*registry.AuthConfig, error) {
+	if auth := taskConfig.Auth; auth != nil {
+		return &registry.AuthConfig{Username: auth.Username, Password: auth.Password, ServerAddress: auth.ServerAddress}, nil
+	}
+	return pluginAuth(authConfig, taskConfig.Image, logger)
+}
+
 // pullImage pulls ref and reports its progress. The pull is cancelled when
 // the engine reports no progress for activityTimeout.
-func pullImage(ctx context.Context, docker *client.Client, ref string, auth *AuthConfig, activityTimeout time.Duration, report func(string), logger hclog.Logger) error {
+func pullImage(ctx context.Context, docker *client.Client, ref string, auth *registry.AuthConfig, activityTimeout time.Duration, report func(string), logger hclog.Logger) error {
 	options := image.PullOptions{}
 	if auth != nil {
-		encoded, err := registry.EncodeAuthConfig(registry.AuthConfig{
-			Username:      auth.Username,
-			Password:      auth.Password,
-			ServerAddress: auth.ServerAddress,
-		})
+		encoded, err := registry.EncodeAuthConfig(*auth)
 		if err != nil {
 			return fmt.Errorf("failed to encode the registry credentials: %w", err)
 		}
@@ -109,7 +118,7 @@ func pullError(ref string, ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		err = fmt.Errorf("%w (%v)", err, cause)
 	}
-	return fmt.Errorf("failed to pull image %q: %w; check the image name, that the registry is reachable from this client, and the task's auth block", ref, err)
+	return fmt.Errorf("failed to pull image %q: %w; check the image name, that the registry is reachable from this client, and the task's auth block or the plugin's auth_config", ref, err)
 }
 
 // pullProgress sums the bytes of each layer that the engine reports.

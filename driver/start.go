@@ -63,7 +63,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	// the image: present, or pulled; a pull is bounded by its progress, not
 	// by the timeout of the other calls
 	report := func(message string) { d.emitEvent(cfg, message, nil) }
-	img, err := d.ensureImage(d.ctx, docker, &taskConfig, settings.pullActivityTimeout, report, logger)
+	img, err := d.ensureImage(d.ctx, docker, &taskConfig, settings.authConfig, settings.pullActivityTimeout, report, logger)
 	if err != nil {
 		return nil, nil, err
 	}

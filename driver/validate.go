@@ -25,6 +25,7 @@ type settings struct {
 	allowPrivileged     bool
 	dataDir             string
 	pullActivityTimeout time.Duration
+	authConfig          string
 	family              advertise.Family
 	advertise           advertise.Config
 	refreshInterval     time.Duration
@@ -47,6 +48,10 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 	}
 	if !filepath.IsAbs(dataDir) {
 		return nil, fmt.Errorf("plugin config data_dir = %q is not an absolute path; give the full path of a directory that only the Nomad client's user can write, for example %q", cfg.DataDir, DefaultDataDir)
+	}
+
+	if cfg.AuthConfig != "" && !filepath.IsAbs(cfg.AuthConfig) {
+		return nil, fmt.Errorf("plugin config auth_config = %q is not an absolute path; give the full path of a Docker config.json, for example \"/etc/nomad-driver-sshrerun/docker-config.json\"", cfg.AuthConfig)
 	}
 
 	pullTimeout, err := parsePositiveDuration("pull_activity_timeout", cfg.PullActivityTimeout, DefaultPullActivityTimeout)
@@ -91,6 +96,7 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		allowPrivileged:     cfg.AllowPrivileged,
 		dataDir:             filepath.Clean(dataDir),
 		pullActivityTimeout: pullTimeout,
+		authConfig:          cfg.AuthConfig,
 		advertise: advertise.Config{
 			OverrideFile:      overrideFile,
 			IMDSEndpoint:      adv.IMDSEndpoint,
