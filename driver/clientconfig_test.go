@@ -42,6 +42,7 @@ plugin "nomad-driver-sshrerun" {
 	require.NoError(t, err)
 	require.Equal(t, DefaultDockerEndpoint, cfg.DockerEndpoint)
 	require.Equal(t, "/etc/nomad-driver-sshrerun/docker-config.json", cfg.AuthConfig)
+	require.Equal(t, DefaultAllowCaps, cfg.AllowCaps, "the schema's default of allow_caps")
 	require.Equal(t, "/run/public-ipv4", cfg.Advertise.OverrideFile)
 	require.Equal(t, "http://127.0.0.1:1338", cfg.Advertise.IMDSEndpoint)
 	require.False(t, cfg.Advertise.LocalIPv4Fallback)

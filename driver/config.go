@@ -71,6 +71,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`"`+DefaultDataDir+`"`),
 	),
 	"auth_config": hclspec.NewAttr("auth_config", "string", false),
+	"allow_caps": hclspec.NewDefault(
+		hclspec.NewAttr("allow_caps", "list(string)", false),
+		hclspec.NewLiteral(`["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]`),
+	),
 	"pull_activity_timeout": hclspec.NewDefault(
 		hclspec.NewAttr("pull_activity_timeout", "string", false),
 		hclspec.NewLiteral(`"2m"`),
@@ -118,6 +122,8 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"privileged": hclspec.NewAttr("privileged", "bool", false),
 	"ports":      hclspec.NewAttr("ports", "list(string)", false),
 	"work_dir":   hclspec.NewAttr("work_dir", "string", false),
+	"cap_add":    hclspec.NewAttr("cap_add", "list(string)", false),
+	"cap_drop":   hclspec.NewAttr("cap_drop", "list(string)", false),
 	"shm_size":   hclspec.NewAttr("shm_size", "string", false),
 	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username":       hclspec.NewAttr("username", "string", true),
@@ -156,6 +162,7 @@ type PluginConfig struct {
 	DataDir             string           `codec:"data_dir"`
 	PullActivityTimeout string           `codec:"pull_activity_timeout"`
 	AuthConfig          string           `codec:"auth_config"`
+	AllowCaps           []string         `codec:"allow_caps"`
 	Advertise           *AdvertiseConfig `codec:"advertise"`
 }
 
@@ -188,6 +195,8 @@ type TaskConfig struct {
 	Ports      []string           `codec:"ports"`
 	WorkDir    string             `codec:"work_dir"`
 	ShmSize    string             `codec:"shm_size"`
+	CapAdd     []string           `codec:"cap_add"`
+	CapDrop    []string           `codec:"cap_drop"`
 	Auth       *AuthConfig        `codec:"auth"`
 	SSH        *SSHConfig         `codec:"ssh"`
 }

@@ -44,6 +44,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if taskConfig.Privileged && !settings.allowPrivileged {
 		return nil, nil, fmt.Errorf("task config privileged = true, but this client does not allow privileged containers; set allow_privileged = true in the plugin config of the client, or remove privileged from the task")
 	}
+	capAdd, capDrop, err := containerCapabilities(taskConfig.CapAdd, taskConfig.CapDrop, settings.allowCaps)
+	if err != nil {
+		return nil, nil, err
+	}
 	shmSize, err := shmSizeBytes(taskConfig.ShmSize)
 	if err != nil {
 		return nil, nil, err
@@ -84,6 +88,8 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			Privileged: taskConfig.Privileged,
 			WorkDir:    taskConfig.WorkDir,
 			ShmSize:    shmSize,
+			CapAdd:     capAdd,
+			CapDrop:    capDrop,
 		},
 		Resources: taskResources(cfg),
 		Mounts:    mounts,

@@ -23,6 +23,8 @@ func TestTaskConfigSpec_DecodesEveryOption(t *testing.T) {
   ports      = ["http"]
   work_dir   = "/home/circleci/project"
   shm_size   = "1g"
+  cap_add    = ["SYS_PTRACE"]
+  cap_drop   = ["NET_RAW"]
 
   auth {
     username       = "ci"
@@ -53,6 +55,8 @@ func TestTaskConfigSpec_DecodesEveryOption(t *testing.T) {
 		Ports:      []string{"http"},
 		WorkDir:    "/home/circleci/project",
 		ShmSize:    "1g",
+		CapAdd:     []string{"SYS_PTRACE"},
+		CapDrop:    []string{"NET_RAW"},
 		Auth:       &AuthConfig{Username: "ci", Password: "token", ServerAddress: "registry.example.com"},
 		SSH: &SSHConfig{
 			Port:              "ssh",

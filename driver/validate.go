@@ -26,6 +26,7 @@ type settings struct {
 	dataDir             string
 	pullActivityTimeout time.Duration
 	authConfig          string
+	allowCaps           []string
 	family              advertise.Family
 	advertise           advertise.Config
 	refreshInterval     time.Duration
@@ -52,6 +53,14 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 
 	if cfg.AuthConfig != "" && !filepath.IsAbs(cfg.AuthConfig) {
 		return nil, fmt.Errorf("plugin config auth_config = %q is not an absolute path; give the full path of a Docker config.json, for example \"/etc/nomad-driver-sshrerun/docker-config.json\"", cfg.AuthConfig)
+	}
+
+	allowCaps := DefaultAllowCaps
+	if cfg.AllowCaps != nil {
+		var err error
+		if allowCaps, err = normalizeCapabilities("plugin config allow_caps", cfg.AllowCaps); err != nil {
+			return nil, err
+		}
 	}
 
 	pullTimeout, err := parsePositiveDuration("pull_activity_timeout", cfg.PullActivityTimeout, DefaultPullActivityTimeout)
@@ -97,6 +106,7 @@ func validatePluginConfig(cfg *PluginConfig) (*settings, error) {
 		dataDir:             filepath.Clean(dataDir),
 		pullActivityTimeout: pullTimeout,
 		authConfig:          cfg.AuthConfig,
+		allowCaps:           allowCaps,
 		advertise: advertise.Config{
 			OverrideFile:      overrideFile,
 			IMDSEndpoint:      adv.IMDSEndpoint,
@@ -183,6 +193,13 @@ func validateTaskConfig(cfg *TaskConfig) error {
 	}
 
 	if _, err := shmSizeBytes(cfg.ShmSize); err != nil {
+		return err
+	}
+	var err error
+	if cfg.CapAdd, err = normalizeCapabilities("task config cap_add", cfg.CapAdd); err != nil {
+		return err
+	}
+	if cfg.CapDrop, err = normalizeCapabilities("task config cap_drop", cfg.CapDrop); err != nil {
 		return err
 	}
 

@@ -84,6 +84,8 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 		{"zero shm_size", TaskConfig{Image: "x", ShmSize: "0"}, `task config shm_size = "0" is 0 bytes, less than 1 MiB; add a unit, for example "512m"`},
 		{"shm_size without a unit", TaskConfig{Image: "x", ShmSize: "512"}, `task config shm_size = "512" is 512 bytes, less than 1 MiB`},
 		{"huge shm_size", TaskConfig{Image: "x", ShmSize: "100000000000g"}, `task config shm_size = "100000000000g" is too large; use a size such as "1g"`},
+		{"unknown cap_add", TaskConfig{Image: "x", CapAdd: []string{"PTRACE"}}, `task config cap_add has "PTRACE", which is not a Linux capability`},
+		{"unknown cap_drop", TaskConfig{Image: "x", CapDrop: []string{""}}, `task config cap_drop has "", which is not a Linux capability`},
 		{"env name with equals", TaskConfig{Image: "x", Env: map[string]string{"A=B": "c"}}, `env has the invalid name "A=B"`},
 		{"missing port", TaskConfig{Image: "x", SSH: &SSHConfig{AuthorizedKeys: []string{testAuthorizedKey}}}, "ssh.port is missing"},
 		{"bad user", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", User: "bad user", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.user = "bad user" is not a valid login name`},

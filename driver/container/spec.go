@@ -91,6 +91,10 @@ type Task struct {
 
 	// ShmSize is the size of /dev/shm in bytes, or 0 for Docker's default.
 	ShmSize int64
+
+	// CapAdd and CapDrop change the engine's default capabilities.
+	CapAdd  []string
+	CapDrop []string
 }
 
 // Resources are the task's CPU and memory settings from Nomad.
@@ -229,6 +233,8 @@ func Build(spec Spec) (*Request, error) {
 		Resources:  resources(spec.Resources),
 		Privileged: spec.Task.Privileged,
 		ShmSize:    spec.Task.ShmSize,
+		CapAdd:     spec.Task.CapAdd,
+		CapDrop:    spec.Task.CapDrop,
 		// the driver streams the logs into Nomad's log files from this copy;
 		// Nomad rotates its own files, so the engine keeps only a little
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
