@@ -27,11 +27,16 @@ var DefaultAllowCaps = []string{
 	"SETUID", "SYS_CHROOT",
 }
 
+// engineDefaultCaps are the capabilities that the engine gives a container
+// without cap_add and cap_drop.
+var engineDefaultCaps = DefaultAllowCaps
+
 // initCapabilities are the capabilities that the container's init needs:
-// to run the job and sessions as the task's user, to give a terminal and
-// work_dir to that user, and to signal the job. cap_drop does not remove
-// them.
-var initCapabilities = []string{"CHOWN", "KILL", "SETGID", "SETUID"}
+// to run the job and sessions as the task's user (SETUID, SETGID), to give
+// a terminal and work_dir to that user (CHOWN, FOWNER), to create work_dir
+// in a folder of that user (DAC_OVERRIDE), and to signal the job (KILL).
+// Neither cap_drop nor allow_caps removes them.
+var initCapabilities = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}
 
 // capabilityAll stands for every capability in cap_add, cap_drop and
 // allow_caps.
@@ -62,30 +67,59 @@ func normalizeCapabilities(option string, names []string) ([]string, error) {
 	return normalized, nil
 }
 
+// capabilityChange is the result of containerCapabilities.
+type capabilityChange struct {
+	// Add and Drop are the engine's CapAdd and CapDrop.
+	Add, Drop []string
+	// Kept are the init's capabilities that the task's cap_drop would have
+	// removed.
+	Kept []string
+}
+
 // containerCapabilities checks the task's cap_add against the client's
-// allow_caps and returns the engine's CapAdd and CapDrop. The init's own
-// capabilities are added back when cap_drop removes them.
-func containerCapabilities(capAdd, capDrop, allowCaps []string) (add, drop []string, err error) {
-	allowAll := slices.Contains(allowCaps, capabilityAll)
+// allow_caps and returns the engine's CapAdd and CapDrop. As in Nomad's
+// docker driver, the engine's defaults that allow_caps leaves out are
+// dropped too. The init's own capabilities stay in every case.
+func containerCapabilities(capAdd, capDrop, allowCaps []string) (capabilityChange, error) {
+	allowed := func(capability string) bool {
+		return slices.Contains(allowCaps, capabilityAll) || slices.Contains(allowCaps, capability)
+	}
 	for _, capability := range capAdd {
-		if allowAll || slices.Contains(allowCaps, capability) {
+		if capability == capabilityAll && !slices.ContainsFunc(knownCapabilities, func(c string) bool { return !allowed(c) }) {
 			continue
 		}
-		return nil, nil, fmt.Errorf("task config cap_add has %q, which this client does not allow (allow_caps: %s); add it to allow_caps in the plugin config of the client, or remove it from the task", capability, strings.Join(allowCaps, ", "))
+		if allowed(capability) {
+			continue
+		}
+		list := strings.Join(allowCaps, ", ")
+		if list == "" {
+			list = "none"
+		}
+		return capabilityChange{}, fmt.Errorf("task config cap_add has %q, which this client does not allow (allow_caps: %s); add it to allow_caps in the plugin config of the client, or remove it from the task", capability, list)
 	}
 
-	// the engine's defaults hold the init's capabilities, so only a drop
-	// of all of them needs them added back
-	add = slices.Clone(capAdd)
-	if slices.Contains(capDrop, capabilityAll) && !slices.Contains(add, capabilityAll) {
-		for _, capability := range initCapabilities {
-			if !slices.Contains(add, capability) {
-				add = append(add, capability)
-			}
+	var set capabilityChange
+	set.Add = slices.Clone(capAdd)
+	dropsAll := slices.Contains(capDrop, capabilityAll)
+	for _, capability := range capDrop {
+		if !slices.Contains(initCapabilities, capability) {
+			set.Drop = append(set.Drop, capability)
 		}
 	}
-	drop = slices.DeleteFunc(slices.Clone(capDrop), func(capability string) bool {
-		return slices.Contains(initCapabilities, capability)
-	})
-	return add, drop, nil
+	for _, capability := range engineDefaultCaps {
+		if !allowed(capability) && !slices.Contains(initCapabilities, capability) && !slices.Contains(set.Drop, capability) && !dropsAll {
+			set.Drop = append(set.Drop, capability)
+		}
+	}
+
+	for _, capability := range initCapabilities {
+		if !dropsAll && !slices.Contains(capDrop, capability) {
+			continue
+		}
+		set.Kept = append(set.Kept, capability)
+		if dropsAll && !slices.Contains(set.Add, capability) && !slices.Contains(set.Add, capabilityAll) {
+			set.Add = append(set.Add, capability)
+		}
+	}
+	return set, nil
 }

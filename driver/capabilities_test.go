@@ -1,8 +1,6 @@
 package driver
 
 import (
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,29 +17,39 @@ func TestNormalizeCapabilities(t *testing.T) {
 }
 
 func TestContainerCapabilities(t *testing.T) {
-	_, _, err := containerCapabilities([]string{"SYS_PTRACE"}, nil, DefaultAllowCaps)
+	_, err := containerCapabilities([]string{"SYS_PTRACE"}, nil, DefaultAllowCaps)
 	require.ErrorContains(t, err, `task config cap_add has "SYS_PTRACE", which this client does not allow (allow_caps: AUDIT_WRITE, CHOWN,`)
 	require.ErrorContains(t, err, "add it to allow_caps in the plugin config of the client, or remove it from the task")
+	_, err = containerCapabilities([]string{"SYS_PTRACE"}, nil, []string{})
+	require.ErrorContains(t, err, "(allow_caps: none)")
 
-	add, drop, err := containerCapabilities([]string{"SYS_PTRACE"}, []string{"NET_RAW"}, append([]string{"SYS_PTRACE"}, DefaultAllowCaps...))
+	set, err := containerCapabilities([]string{"SYS_PTRACE"}, []string{"NET_RAW"}, append([]string{"SYS_PTRACE"}, DefaultAllowCaps...))
 	require.NoError(t, err)
-	require.Equal(t, []string{"SYS_PTRACE"}, add)
-	require.Equal(t, []string{"NET_RAW"}, drop)
+	require.Equal(t, capabilityChange{Add: []string{"SYS_PTRACE"}, Drop: []string{"NET_RAW"}}, set)
 
-	// the init keeps what it needs
-	add, drop, err = containerCapabilities(nil, []string{"ALL"}, DefaultAllowCaps)
+	// the init keeps what it needs, and says so
+	set, err = containerCapabilities(nil, []string{"ALL"}, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Equal(t, []string{"CHOWN", "KILL", "SETGID", "SETUID"}, add)
-	require.Equal(t, []string{"ALL"}, drop)
-	add, drop, err = containerCapabilities(nil, []string{"SETUID", "NET_RAW"}, DefaultAllowCaps)
+	require.Equal(t, capabilityChange{Add: initCapabilities, Drop: []string{"ALL"}, Kept: initCapabilities}, set)
+	set, err = containerCapabilities(nil, []string{"SETUID", "NET_RAW"}, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Empty(t, add)
-	require.Equal(t, []string{"NET_RAW"}, drop)
+	require.Equal(t, capabilityChange{Drop: []string{"NET_RAW"}, Kept: []string{"SETUID"}}, set)
 
-	// allow_caps = ["ALL"] allows every capability
-	add, _, err = containerCapabilities([]string{"SYS_ADMIN", "ALL"}, nil, []string{"ALL"})
+	// as in Nomad's docker driver, defaults that allow_caps leaves out are
+	// dropped, except the init's
+	set, err = containerCapabilities(nil, nil, []string{"CHOWN", "SETUID"})
 	require.NoError(t, err)
-	require.Equal(t, []string{"SYS_ADMIN", "ALL"}, add)
+	require.Equal(t, []string{"AUDIT_WRITE", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"}, set.Drop)
+	require.Empty(t, set.Kept)
+
+	// allow_caps = ["ALL"], or every capability by name, allows cap_add = ["ALL"]
+	set, err = containerCapabilities([]string{"SYS_ADMIN", "ALL"}, nil, []string{"ALL"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"SYS_ADMIN", "ALL"}, set.Add)
+	_, err = containerCapabilities([]string{"ALL"}, nil, knownCapabilities)
+	require.NoError(t, err)
+	_, err = containerCapabilities([]string{"ALL"}, nil, DefaultAllowCaps)
+	require.ErrorContains(t, err, `task config cap_add has "ALL", which this client does not allow`)
 }
 
 func TestPluginConfig_AllowCaps(t *testing.T) {
@@ -60,21 +68,18 @@ func TestPluginConfig_AllowCaps(t *testing.T) {
 // capabilityBit is the bit of a capability in /proc/PID/status masks.
 var capabilityBit = map[string]uint{"NET_RAW": 13, "SYS_PTRACE": 19}
 
-// boundingSet returns the CapBnd mask of a process in the task, read
+// boundingSet returns the CapBnd mask of the container's init, read
 // through exec.
 func boundingSet(t *testing.T, d *testDriver, taskID string) uint64 {
 	t.Helper()
-	result, err := d.ExecTask(taskID, []string{"/bin/sh", "-c", "grep CapBnd /proc/1/status"}, 30*time.Second)
+	result, err := d.ExecTask(taskID, []string{"cat", "/proc/1/status"}, 30*time.Second)
 	require.NoError(t, err)
-	field := strings.Fields(string(result.Stdout))
-	require.Len(t, field, 2, string(result.Stdout))
-	mask, err := strconv.ParseUint(field[1], 16, 64)
-	require.NoError(t, err)
-	return mask
+	return capabilitySet(t, string(result.Stdout), "CapBnd")
 }
 
 // cap_add and cap_drop change the container's capabilities, and the init
-// still runs the job as the image's user after cap_drop = ["ALL"].
+// still creates work_dir and runs the job as the image's user after
+// cap_drop = ["ALL"].
 func TestDriver_Capabilities(t *testing.T) {
 	config := defaultTestPluginConfig(t)
 	config["allow_caps"] = append([]interface{}{"SYS_PTRACE"}, toInterfaces(DefaultAllowCaps)...)
@@ -100,18 +105,22 @@ func TestDriver_Capabilities(t *testing.T) {
 	dropped := newTask(t, port, &TaskConfig{
 		Image:   testUserImage,
 		Command: "/bin/sh",
-		Args:    []string{"-c", "id -u > /tmp/job-uid; while :; do sleep 0.1; done"},
+		Args:    []string{"-c", "id -u > /tmp/job-uid; touch made-by-job; while :; do sleep 0.1; done"},
 		CapDrop: []string{"ALL"},
+		WorkDir: "/home/builder/project",
 		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
 	})
 	d.startTask(t, dropped)
-	require.Equal(t, uint64(1<<0|1<<5|1<<6|1<<7), boundingSet(t, d, dropped.ID), "want CHOWN, KILL, SETGID and SETUID")
+	require.Equal(t, uint64(1<<0|1<<1|1<<3|1<<5|1<<6|1<<7), boundingSet(t, d, dropped.ID), "want CHOWN, DAC_OVERRIDE, FOWNER, KILL, SETGID and SETUID")
 	c := dialSSH(t, port, "root", key)
 	defer c.Close()
 	require.Eventually(t, func() bool {
 		out, _ := runSSH(t, c, "cat /tmp/job-uid")
 		return out == "1000\n"
 	}, 10*time.Second, 50*time.Millisecond, "the job did not run as the image's user")
+	out, status := runSSH(t, c, "pwd; stat -c '%u %a' . made-by-job")
+	require.Equal(t, 0, status, out)
+	require.Equal(t, "/home/builder/project\n1000 755\n1000 644\n", out)
 }
 
 func toInterfaces(values []string) []interface{} {

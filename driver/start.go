@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -44,9 +45,12 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if taskConfig.Privileged && !settings.allowPrivileged {
 		return nil, nil, fmt.Errorf("task config privileged = true, but this client does not allow privileged containers; set allow_privileged = true in the plugin config of the client, or remove privileged from the task")
 	}
-	capAdd, capDrop, err := containerCapabilities(taskConfig.CapAdd, taskConfig.CapDrop, settings.allowCaps)
-	if err != nil {
-		return nil, nil, err
+	// a privileged container has every capability, whatever the options say
+	var caps capabilityChange
+	if !taskConfig.Privileged {
+		if caps, err = containerCapabilities(taskConfig.CapAdd, taskConfig.CapDrop, settings.allowCaps); err != nil {
+			return nil, nil, err
+		}
 	}
 	shmSize, err := shmSizeBytes(taskConfig.ShmSize)
 	if err != nil {
@@ -67,6 +71,9 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	// the image: present, or pulled; a pull is bounded by its progress, not
 	// by the timeout of the other calls
 	report := func(message string) { d.emitEvent(cfg, message, nil) }
+	if len(caps.Kept) > 0 {
+		report(fmt.Sprintf("Kept the capabilities %s, which cap_drop removes, because the container's init needs them", strings.Join(caps.Kept, ", ")))
+	}
 	img, err := d.ensureImage(d.ctx, docker, &taskConfig, settings.authConfig, settings.pullActivityTimeout, report, logger)
 	if err != nil {
 		return nil, nil, err
@@ -88,8 +95,8 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			Privileged: taskConfig.Privileged,
 			WorkDir:    taskConfig.WorkDir,
 			ShmSize:    shmSize,
-			CapAdd:     capAdd,
-			CapDrop:    capDrop,
+			CapAdd:     caps.Add,
+			CapDrop:    caps.Drop,
 		},
 		Resources: taskResources(cfg),
 		Mounts:    mounts,

@@ -65,16 +65,17 @@ func openOrCreateDir(parent int, name, path string, id *identity) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("failed to open %s after creating it: %w", path, err)
 	}
+	// the umask may have cleared bits of 0755; the mode is set while root
+	// still owns the directory, which needs no CAP_FOWNER
+	if err := unix.Fchmod(fd, 0o755); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("failed to set the mode of %s: %w", path, err)
+	}
 	if id != nil {
 		if err := unix.Fchown(fd, int(id.uid), int(id.gid)); err != nil {
 			unix.Close(fd)
 			return -1, fmt.Errorf("failed to give %s to the user %q: %w", path, id.name, err)
 		}
-	}
-	// the umask may have cleared bits of 0755
-	if err := unix.Fchmod(fd, 0o755); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("failed to set the mode of %s: %w", path, err)
 	}
 	return fd, nil
 }
