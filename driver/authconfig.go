@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -34,14 +36,24 @@ type dockerAuth struct {
 	Username      string `json:"username"`
 	Password      string `json:"password"`
 	IdentityToken string `json:"identitytoken"`
+	RegistryToken string `json:"registrytoken"`
+}
+
+// empty reports whether the entry holds no credentials, as the entries
+// that docker login writes next to a credential helper.
+func (a dockerAuth) empty() bool {
+	return a.Auth == "" && a.Username == "" && a.Password == "" && a.IdentityToken == "" && a.RegistryToken == ""
 }
 
 // readAuthConfig reads and parses the file at path. A missing file returns
 // an error that wraps fs.ErrNotExist.
 func readAuthConfig(path string) (*dockerConfig, error) {
 	file, err := os.Open(path)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("plugin config auth_config: %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plugin config auth_config: %w; make the file readable by the Nomad client's user", err)
 	}
 	defer file.Close()
 	data, err := io.ReadAll(io.LimitReader(file, maxAuthConfigSize+1))
@@ -86,7 +98,7 @@ func registryHost(image string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image %q is not a valid reference: %w", image, err)
 	}
-	return reference.Domain(named), nil
+	return strings.ToLower(reference.Domain(named)), nil
 }
 
 // normalizeRegistryKey turns a key of auths, such as
@@ -102,35 +114,68 @@ func normalizeRegistryKey(key string) string {
 
 // lookup returns the credentials that the file holds for the registry of
 // image, or nil when it holds none. path names the file in errors.
+//
+// Several keys may name one registry, such as "docker.io" and
+// "https://index.docker.io/v1/". Entries with credentials win over empty
+// ones, a key that is the bare host wins over other forms, and then the
+// first key in sorted order wins, so the choice does not depend on the
+// order of the file.
 func (c *dockerConfig) lookup(image, path string) (*registry.AuthConfig, error) {
 	host, err := registryHost(image)
 	if err != nil {
 		return nil, err
 	}
-	for key, entry := range c.Auths {
-		if normalizeRegistryKey(key) != host {
-			continue
+	var keys []string
+	for key := range c.Auths {
+		if normalizeRegistryKey(key) == host {
+			keys = append(keys, key)
 		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if rank := cmp.Compare(authKeyRank(c.Auths[a], a, host), authKeyRank(c.Auths[b], b, host)); rank != 0 {
+			return rank
+		}
+		return strings.Compare(a, b)
+	})
+	if len(keys) > 0 && !c.Auths[keys[0]].empty() {
+		key := keys[0]
+		entry := c.Auths[key]
 		user, password, err := entry.credentials()
 		if err != nil {
 			return nil, fmt.Errorf("plugin config auth_config: %s, auths[%q]: %w", path, key, err)
 		}
-		if user == "" && password == "" && entry.IdentityToken == "" {
-			break
-		}
-		return &registry.AuthConfig{Username: user, Password: password, IdentityToken: entry.IdentityToken, ServerAddress: key}, nil
+		return &registry.AuthConfig{Username: user, Password: password, IdentityToken: entry.IdentityToken, RegistryToken: entry.RegistryToken, ServerAddress: key}, nil
 	}
 
-	helper := c.CredsStore
+	// a helper named for this registry, or the default helper that docker
+	// login recorded with an empty entry, holds the credentials
+	helper := ""
 	for key, name := range c.CredHelpers {
 		if normalizeRegistryKey(key) == host {
 			helper = name
 		}
 	}
+	if helper == "" && len(keys) > 0 {
+		helper = c.CredsStore
+	}
 	if helper != "" {
 		return nil, fmt.Errorf("plugin config auth_config: %s keeps the credentials of %s in the credential helper %q, which the driver does not run; write them into auths, for example with docker login and a config without credsStore and credHelpers", path, host, helper)
 	}
 	return nil, nil
+}
+
+// authKeyRank orders the keys of one registry: 0 for an entry with
+// credentials under the bare host, 1 for one under another form of the
+// host, and 2 for an empty entry.
+func authKeyRank(entry dockerAuth, key, host string) int {
+	switch {
+	case entry.empty():
+		return 2
+	case strings.ToLower(key) == host:
+		return 0
+	default:
+		return 1
+	}
 }
 
 // checkAuthConfig fails when the auth_config file exists and is not a
@@ -145,7 +190,13 @@ func (d *Driver) checkAuthConfig(path string) error {
 		d.logger.Warn("the auth_config file does not exist yet; pulls are anonymous until it does", "auth_config", path)
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
+		d.logger.Warn("the auth_config file holds registry credentials that other users may read; run chmod 600 on it", "auth_config", path, "mode", info.Mode().Perm().String())
+	}
+	return nil
 }
 
 // pluginAuth returns the credentials for image from the plugin's

@@ -33,30 +33,45 @@ func TestPluginAuth_Lookup(t *testing.T) {
 	path := writeAuthConfig(t, fmt.Sprintf(`{
   "auths": {
     "https://index.docker.io/v1/": {"auth": %q},
+    "docker.io": {},
     "registry.example.com:5000": {"username": "ci", "password": "token"},
+    "https://registry.example.com:5000/v2/": {"username": "other", "password": "other"},
     "http://mirror.example.com/v2/": {"auth": %q},
-    "ecr.example.com": {}
+    "tokens.example.com": {"registrytoken": "bearer"},
+    "ecr.example.com": {},
+    "store.example.com": {}
   },
+  "credsStore": "desktop",
   "credHelpers": {"ecr.example.com": "ecr-login"}
 }`, basicAuth("hub", "hubpass"), basicAuth("mirror", "a:b")))
 	logger := hclog.NewNullLogger()
 
 	cases := map[string]*registry.AuthConfig{
-		"busybox:1.36":                                                 {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
-		"docker.io/library/busybox":                                    {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
-		"registry.example.com:5000/ci/image:1":                         {Username: "ci", Password: "token", ServerAddress: "registry.example.com:5000"},
-		"mirror.example.com/ci/image":                                  {Username: "mirror", Password: "a:b", ServerAddress: "http://mirror.example.com/v2/"},
+		// the entry with credentials wins over the empty "docker.io" one
+		"busybox:1.36":              {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
+		"docker.io/library/busybox": {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
+		// the bare host wins over another form of it, and hosts ignore case
+		"registry.example.com:5000/ci/image:1": {Username: "ci", Password: "token", ServerAddress: "registry.example.com:5000"},
+		"Registry.Example.com:5000/ci/image":   {Username: "ci", Password: "token", ServerAddress: "registry.example.com:5000"},
+		"mirror.example.com/ci/image":          {Username: "mirror", Password: "a:b", ServerAddress: "http://mirror.example.com/v2/"},
+		"tokens.example.com/ci/image":          {RegistryToken: "bearer", ServerAddress: "tokens.example.com"},
+		// no entry: an anonymous pull, even with a default credential helper
 		"registry.example.com/ci/image":                                nil,
 		"other.example.com/ci/image@sha256:" + strings.Repeat("a", 64): nil,
 	}
 	for image, want := range cases {
-		got, err := pluginAuth(path, image, logger)
-		require.NoError(t, err, image)
-		require.Equal(t, want, got, image)
+		for range 20 {
+			got, err := pluginAuth(path, image, logger)
+			require.NoError(t, err, image)
+			require.Equal(t, want, got, image)
+		}
 	}
 
-	_, err := pluginAuth(path, "ecr.example.com/ci/image", logger)
-	require.EqualError(t, err, fmt.Sprintf(`plugin config auth_config: %s keeps the credentials of ecr.example.com in the credential helper "ecr-login", which the driver does not run; write them into auths, for example with docker login and a config without credsStore and credHelpers`, path))
+	for image, helper := range map[string]string{"ecr.example.com/ci/image": "ecr-login", "store.example.com/ci/image": "desktop"} {
+		_, err := pluginAuth(path, image, logger)
+		host, _, _ := strings.Cut(image, "/")
+		require.EqualError(t, err, fmt.Sprintf(`plugin config auth_config: %s keeps the credentials of %s in the credential helper %q, which the driver does not run; write them into auths, for example with docker login and a config without credsStore and credHelpers`, path, host, helper))
+	}
 
 	// unset, or a file that is not there yet: an anonymous pull
 	got, err := pluginAuth("", "busybox", logger)
@@ -65,6 +80,20 @@ func TestPluginAuth_Lookup(t *testing.T) {
 	got, err = pluginAuth(filepath.Join(t.TempDir(), "missing.json"), "busybox", logger)
 	require.NoError(t, err)
 	require.Nil(t, got)
+}
+
+// The task's auth block wins over the plugin's auth_config.
+func TestPullAuth_TaskBlockWins(t *testing.T) {
+	path := writeAuthConfig(t, fmt.Sprintf(`{"auths": {"registry.example.com": {"auth": %q}}}`, basicAuth("file", "filepass")))
+	logger := hclog.NewNullLogger()
+
+	got, err := pullAuth(&TaskConfig{Image: "registry.example.com/ci/image", Auth: &AuthConfig{Username: "task", Password: "taskpass"}}, path, logger)
+	require.NoError(t, err)
+	require.Equal(t, &registry.AuthConfig{Username: "task", Password: "taskpass"}, got)
+
+	got, err = pullAuth(&TaskConfig{Image: "registry.example.com/ci/image"}, path, logger)
+	require.NoError(t, err)
+	require.Equal(t, &registry.AuthConfig{Username: "file", Password: "filepass", ServerAddress: "registry.example.com"}, got)
 }
 
 func TestPluginAuth_InvalidFiles(t *testing.T) {

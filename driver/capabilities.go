@@ -31,10 +31,10 @@ var DefaultAllowCaps = []string{
 // without cap_add and cap_drop.
 var engineDefaultCaps = DefaultAllowCaps
 
-// initCapabilities are the capabilities that the container's init needs:
-// to run the job and sessions as the task's user (SETUID, SETGID), to give
-// a terminal and work_dir to that user (CHOWN, FOWNER), to create work_dir
-// in a folder of that user (DAC_OVERRIDE), and to signal the job (KILL).
+// initCapabilities are the capabilities that the container's init needs.
+// SETUID and SETGID run the job and the sessions as the task's user. CHOWN
+// and FOWNER give a terminal and work_dir to that user. DAC_OVERRIDE
+// creates work_dir in a folder of that user, and KILL signals the job.
 // Neither cap_drop nor allow_caps removes them.
 var initCapabilities = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}
 

@@ -27,7 +27,7 @@ func TestContainerCapabilities(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, capabilityChange{Add: []string{"SYS_PTRACE"}, Drop: []string{"NET_RAW"}}, set)
 
-	// the init keeps what it needs, and says so
+	// the init keeps what it needs, and reports it
 	set, err = containerCapabilities(nil, []string{"ALL"}, DefaultAllowCaps)
 	require.NoError(t, err)
 	require.Equal(t, capabilityChange{Add: initCapabilities, Drop: []string{"ALL"}, Kept: initCapabilities}, set)

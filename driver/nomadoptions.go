@@ -13,7 +13,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
@@ -117,19 +116,15 @@ func nomadPropagation(engine string) string {
 	return engine
 }
 
-// maxMountTargetLinks bounds the links followed to resolve a destination.
-const maxMountTargetLinks = 16
-
 // checkResolvedMountTargets fails when a volume_mount destination leads,
 // through links in the image, to a path that spec.CheckMountTarget
 // refuses. The engine follows such links when it mounts, so a destination
 // that passed as written could still hide the init.
-func checkResolvedMountTargets(ctx context.Context, docker *client.Client, containerID string, mounts []spec.Mount, logger hclog.Logger) error {
+func checkResolvedMountTargets(ctx context.Context, docker *client.Client, containerID string, mounts []spec.Mount) error {
 	for _, m := range mounts {
 		resolved, err := resolveInContainer(ctx, docker, containerID, m.TaskPath)
 		if err != nil {
-			logger.Warn("failed to resolve a volume_mount destination in the container", "container_id", containerID, "destination", m.TaskPath, "error", err)
-			continue
+			return fmt.Errorf("failed to resolve volume_mount destination %q in the container: %w; check the links on that path in the image, or choose another destination", m.TaskPath, err)
 		}
 		if resolved == path.Clean(m.TaskPath) {
 			continue
@@ -146,7 +141,6 @@ func checkResolvedMountTargets(ctx context.Context, docker *client.Client, conta
 func resolveInContainer(ctx context.Context, docker *client.Client, containerID, target string) (string, error) {
 	parts := strings.Split(strings.Trim(path.Clean(target), "/"), "/")
 	current := "/"
-	links := 0
 	for i, part := range parts {
 		if part == "" {
 			continue
@@ -164,11 +158,8 @@ func resolveInContainer(ctx context.Context, docker *client.Client, containerID,
 			current = next
 			continue
 		}
-		links++
-		if links > maxMountTargetLinks {
-			return "", fmt.Errorf("%s leads through more than %d links", target, maxMountTargetLinks)
-		}
-		// the engine gives the link's target fully resolved
+		// the engine gives the link's target fully resolved, so each step
+		// takes one part of the path and the walk ends
 		current = path.Join("/", stat.LinkTarget)
 	}
 	return current, nil

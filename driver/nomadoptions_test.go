@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/stretchr/testify/require"
 
@@ -183,10 +182,11 @@ func TestCheckResolvedMountTargets(t *testing.T) {
 		{Name: "opt/tasks", Typeflag: tar.TypeSymlink, Linkname: "../alloc"},
 		{Name: "opt/cache", Typeflag: tar.TypeSymlink, Linkname: "/srv/cache"},
 		{Name: "opt/up", Typeflag: tar.TypeSymlink, Linkname: "hidden"},
+		{Name: "opt/x", Typeflag: tar.TypeSymlink, Linkname: "/opt"},
+		{Name: "opt/loop", Typeflag: tar.TypeSymlink, Linkname: "loop"},
 	}, nil)
-	logger := hclog.NewNullLogger()
 	check := func(destination string) error {
-		return checkResolvedMountTargets(ctx, d.docker, id, []spec.Mount{{HostPath: "/srv", TaskPath: destination}}, logger)
+		return checkResolvedMountTargets(ctx, d.docker, id, []spec.Mount{{HostPath: "/srv", TaskPath: destination}})
 	}
 
 	require.EqualError(t, check("/opt/hidden"), `volume_mount destination "/opt/hidden" leads through links in the image to /.sshrerun: volume_mount destination "/.sshrerun" would hide the driver's init at /.sshrerun; choose another destination, such as "/data"`)
@@ -195,4 +195,9 @@ func TestCheckResolvedMountTargets(t *testing.T) {
 	require.NoError(t, check("/opt/cache"))
 	require.NoError(t, check("/opt/cache/new/dir"))
 	require.NoError(t, check("/data"))
+
+	// a long chain of links, and a loop that the engine refuses to follow,
+	// fail the start instead of passing unchecked
+	require.ErrorContains(t, check("/opt/x/x/x/x/x/x/x/x/x/x/x/x/x/x/x/x/x/x/hidden"), `leads through links in the image to /.sshrerun`)
+	require.ErrorContains(t, check("/opt/loop/data"), `failed to resolve volume_mount destination "/opt/loop/data" in the container`)
 }

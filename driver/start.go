@@ -45,7 +45,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if taskConfig.Privileged && !settings.allowPrivileged {
 		return nil, nil, fmt.Errorf("task config privileged = true, but this client does not allow privileged containers; set allow_privileged = true in the plugin config of the client, or remove privileged from the task")
 	}
-	// a privileged container has every capability, whatever the options say
+	// a privileged container has every capability, so the options do not apply
 	var caps capabilityChange
 	if !taskConfig.Privileged {
 		if caps, err = containerCapabilities(taskConfig.CapAdd, taskConfig.CapDrop, settings.allowCaps); err != nil {
@@ -145,7 +145,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkResolvedMountTargets(ctx, docker, containerID, mounts, logger); err != nil {
+	if err := checkResolvedMountTargets(ctx, docker, containerID, mounts); err != nil {
 		removeContainer(docker, containerID, logger)
 		return nil, nil, err
 	}
