@@ -124,6 +124,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"work_dir":   hclspec.NewAttr("work_dir", "string", false),
 	"cap_add":    hclspec.NewAttr("cap_add", "list(string)", false),
 	"cap_drop":   hclspec.NewAttr("cap_drop", "list(string)", false),
+	"ulimit":     hclspec.NewAttr("ulimit", "list(map(string))", false),
 	"shm_size":   hclspec.NewAttr("shm_size", "string", false),
 	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username":       hclspec.NewAttr("username", "string", true),
@@ -197,6 +198,7 @@ type TaskConfig struct {
 	ShmSize    string             `codec:"shm_size"`
 	CapAdd     []string           `codec:"cap_add"`
 	CapDrop    []string           `codec:"cap_drop"`
+	Ulimit     hclutils.MapStrStr `codec:"ulimit"`
 	Auth       *AuthConfig        `codec:"auth"`
 	SSH        *SSHConfig         `codec:"ssh"`
 }

@@ -56,6 +56,10 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, err
 	}
+	ulimits, err := taskUlimits(taskConfig.Ulimit)
+	if err != nil {
+		return nil, nil, err
+	}
 	mounts, err := taskMounts(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -97,6 +101,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 			ShmSize:    shmSize,
 			CapAdd:     caps.Add,
 			CapDrop:    caps.Drop,
+			Ulimits:    ulimits,
 		},
 		Resources: taskResources(cfg),
 		Mounts:    mounts,

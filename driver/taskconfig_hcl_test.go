@@ -25,6 +25,7 @@ func TestTaskConfigSpec_DecodesEveryOption(t *testing.T) {
   shm_size   = "1g"
   cap_add    = ["SYS_PTRACE"]
   cap_drop   = ["NET_RAW"]
+  ulimit     = { nofile = "65536:65536" }
 
   auth {
     username       = "ci"
@@ -57,6 +58,7 @@ func TestTaskConfigSpec_DecodesEveryOption(t *testing.T) {
 		ShmSize:    "1g",
 		CapAdd:     []string{"SYS_PTRACE"},
 		CapDrop:    []string{"NET_RAW"},
+		Ulimit:     map[string]string{"nofile": "65536:65536"},
 		Auth:       &AuthConfig{Username: "ci", Password: "token", ServerAddress: "registry.example.com"},
 		SSH: &SSHConfig{
 			Port:              "ssh",

@@ -94,3 +94,19 @@ func TestDriver_ShmSize(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "262144\n", string(result.Stdout))
 }
+
+// ulimit sets the container's resource limits.
+func TestDriver_Ulimit(t *testing.T) {
+	d := newTestDriver(t, nil)
+	task := newTask(t, freeSSHPort(t), &TaskConfig{
+		Image:   testImage,
+		Command: "/bin/sh",
+		Args:    []string{"-c", "while :; do sleep 0.1; done"},
+		Ulimit:  map[string]string{"nofile": "4096:8192"},
+	})
+	d.startTask(t, task)
+
+	result, err := d.ExecTask(task.ID, []string{"/bin/sh", "-c", "ulimit -Sn; ulimit -Hn"}, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "4096\n8192\n", string(result.Stdout))
+}

@@ -2,10 +2,12 @@ package driver
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,6 +197,9 @@ func validateTaskConfig(cfg *TaskConfig) error {
 	if _, err := shmSizeBytes(cfg.ShmSize); err != nil {
 		return err
 	}
+	if _, err := taskUlimits(cfg.Ulimit); err != nil {
+		return err
+	}
 	var err error
 	if cfg.CapAdd, err = normalizeCapabilities("task config cap_add", cfg.CapAdd); err != nil {
 		return err
@@ -351,4 +356,21 @@ func shmSizeBytes(value string) (int64, error) {
 		return 0, fmt.Errorf("task config shm_size = %q is %d bytes, less than 1 MiB; add a unit, for example \"512m\"", value, size)
 	}
 	return size, nil
+}
+
+// taskUlimits returns the engine's ulimits for the task's ulimit option, a
+// map from a limit's name, such as "nofile", to "soft:hard" or one value
+// for both, sorted by name.
+func taskUlimits(limits map[string]string) ([]*units.Ulimit, error) {
+	names := slices.Sorted(maps.Keys(limits))
+	ulimits := make([]*units.Ulimit, 0, len(names))
+	for _, name := range names {
+		value := limits[name]
+		ulimit, err := units.ParseUlimit(name + "=" + value)
+		if err != nil {
+			return nil, fmt.Errorf("task config ulimit %s = %q is invalid: %w; use a limit such as nofile, nproc or memlock, with \"soft:hard\" or one number, for example nofile = \"65536:65536\"", name, value, err)
+		}
+		ulimits = append(ulimits, ulimit)
+	}
+	return ulimits, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/stretchr/testify/require"
@@ -86,6 +87,9 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 		{"huge shm_size", TaskConfig{Image: "x", ShmSize: "100000000000g"}, `task config shm_size = "100000000000g" is too large; use a size such as "1g"`},
 		{"unknown cap_add", TaskConfig{Image: "x", CapAdd: []string{"PTRACE"}}, `task config cap_add has "PTRACE", which is not a Linux capability`},
 		{"unknown cap_drop", TaskConfig{Image: "x", CapDrop: []string{""}}, `task config cap_drop has "", which is not a Linux capability`},
+		{"unknown ulimit", TaskConfig{Image: "x", Ulimit: map[string]string{"files": "1024"}}, `task config ulimit files = "1024" is invalid: invalid ulimit type: files; use a limit such as nofile, nproc or memlock`},
+		{"ulimit not a number", TaskConfig{Image: "x", Ulimit: map[string]string{"nofile": "many"}}, `task config ulimit nofile = "many" is invalid`},
+		{"ulimit soft over hard", TaskConfig{Image: "x", Ulimit: map[string]string{"nofile": "2048:1024"}}, `task config ulimit nofile = "2048:1024" is invalid: ulimit soft limit must be less than or equal to hard limit: 2048 > 1024`},
 		{"env name with equals", TaskConfig{Image: "x", Env: map[string]string{"A=B": "c"}}, `env has the invalid name "A=B"`},
 		{"missing port", TaskConfig{Image: "x", SSH: &SSHConfig{AuthorizedKeys: []string{testAuthorizedKey}}}, "ssh.port is missing"},
 		{"bad user", TaskConfig{Image: "x", SSH: &SSHConfig{Port: "ssh", User: "bad user", AuthorizedKeys: []string{testAuthorizedKey}}}, `ssh.user = "bad user" is not a valid login name`},
@@ -112,6 +116,12 @@ func TestValidateTaskConfig_CleansWorkDir(t *testing.T) {
 	cfg := TaskConfig{Image: "busybox", WorkDir: "/home//builder/project/"}
 	require.NoError(t, validateTaskConfig(&cfg))
 	require.Equal(t, "/home/builder/project", cfg.WorkDir)
+}
+
+func TestTaskUlimits(t *testing.T) {
+	ulimits, err := taskUlimits(map[string]string{"nproc": "512", "nofile": "4096:8192"})
+	require.NoError(t, err)
+	require.Equal(t, []*units.Ulimit{{Name: "nofile", Soft: 4096, Hard: 8192}, {Name: "nproc", Soft: 512, Hard: 512}}, ulimits)
 }
 
 func TestShmSizeBytes(t *testing.T) {

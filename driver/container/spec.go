@@ -95,6 +95,9 @@ type Task struct {
 	// CapAdd and CapDrop change the engine's default capabilities.
 	CapAdd  []string
 	CapDrop []string
+
+	// Ulimits are the container's resource limits, such as nofile.
+	Ulimits []*container.Ulimit
 }
 
 // Resources are the task's CPU and memory settings from Nomad.
@@ -265,6 +268,7 @@ func Build(spec Spec) (*Request, error) {
 			BindOptions: &mount.BindOptions{Propagation: mount.Propagation(m.Propagation)},
 		})
 	}
+	host.Ulimits = spec.Task.Ulimits
 	if spec.DNS != nil {
 		host.DNS = spec.DNS.Servers
 		host.DNSSearch = spec.DNS.Searches
