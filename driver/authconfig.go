@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -58,7 +59,7 @@ func readAuthConfig(path string) (*dockerConfig, error) {
 	defer file.Close()
 	data, err := io.ReadAll(io.LimitReader(file, maxAuthConfigSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("plugin config auth_config: failed to read %s: %w", path, err)
+		return nil, fmt.Errorf("plugin config auth_config: failed to read %s: %w; give the path of a Docker config.json file", path, err)
 	}
 	if len(data) > maxAuthConfigSize {
 		return nil, fmt.Errorf("plugin config auth_config: %s is larger than %d bytes; give a Docker config.json with only the auths of this client's registries", path, maxAuthConfigSize)
@@ -78,6 +79,9 @@ func readAuthConfig(path string) (*dockerConfig, error) {
 // credentials returns the user name and password of the entry.
 func (a dockerAuth) credentials() (string, string, error) {
 	if a.Auth == "" {
+		if (a.Username == "") != (a.Password == "") {
+			return "", "", errors.New(`the entry has only one of username and password; give both, or auth with the base64 of "user:password"`)
+		}
 		return a.Username, a.Password, nil
 	}
 	decoded, err := base64.StdEncoding.DecodeString(a.Auth)
@@ -98,7 +102,7 @@ func registryHost(image string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image %q is not a valid reference: %w", image, err)
 	}
-	return strings.ToLower(reference.Domain(named)), nil
+	return normalizeRegistryKey(reference.Domain(named)), nil
 }
 
 // normalizeRegistryKey turns a key of auths, such as
@@ -125,6 +129,14 @@ func (c *dockerConfig) lookup(image, path string) (*registry.AuthConfig, error) 
 	if err != nil {
 		return nil, err
 	}
+
+	// as in the Docker CLI, a helper named for the registry wins over auths
+	for _, key := range slices.Sorted(maps.Keys(c.CredHelpers)) {
+		if normalizeRegistryKey(key) == host {
+			return nil, helperError(path, host, c.CredHelpers[key])
+		}
+	}
+
 	var keys []string
 	for key := range c.Auths {
 		if normalizeRegistryKey(key) == host {
@@ -147,21 +159,17 @@ func (c *dockerConfig) lookup(image, path string) (*registry.AuthConfig, error) 
 		return &registry.AuthConfig{Username: user, Password: password, IdentityToken: entry.IdentityToken, RegistryToken: entry.RegistryToken, ServerAddress: key}, nil
 	}
 
-	// a helper named for this registry, or the default helper that docker
-	// login recorded with an empty entry, holds the credentials
-	helper := ""
-	for key, name := range c.CredHelpers {
-		if normalizeRegistryKey(key) == host {
-			helper = name
-		}
-	}
-	if helper == "" && len(keys) > 0 {
-		helper = c.CredsStore
-	}
-	if helper != "" {
-		return nil, fmt.Errorf("plugin config auth_config: %s keeps the credentials of %s in the credential helper %q, which the driver does not run; write them into auths, for example with docker login and a config without credsStore and credHelpers", path, host, helper)
+	// docker login records an empty entry next to the default helper
+	if len(keys) > 0 && c.CredsStore != "" {
+		return nil, helperError(path, host, c.CredsStore)
 	}
 	return nil, nil
+}
+
+// helperError is the error for a registry whose credentials a credential
+// helper holds.
+func helperError(path, host, helper string) error {
+	return fmt.Errorf("plugin config auth_config: %s keeps the credentials of %s in the credential helper %q, which the driver does not run; write them into auths, for example with docker login and a config without credsStore and credHelpers", path, host, helper)
 }
 
 // authKeyRank orders the keys of one registry: 0 for an entry with

@@ -38,7 +38,7 @@ func TestPluginAuth_Lookup(t *testing.T) {
     "https://registry.example.com:5000/v2/": {"username": "other", "password": "other"},
     "http://mirror.example.com/v2/": {"auth": %q},
     "tokens.example.com": {"registrytoken": "bearer"},
-    "ecr.example.com": {},
+    "ecr.example.com": {"username": "stale", "password": "stale"},
     "store.example.com": {}
   },
   "credsStore": "desktop",
@@ -48,8 +48,9 @@ func TestPluginAuth_Lookup(t *testing.T) {
 
 	cases := map[string]*registry.AuthConfig{
 		// the entry with credentials wins over the empty "docker.io" one
-		"busybox:1.36":              {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
-		"docker.io/library/busybox": {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
+		"busybox:1.36":                         {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
+		"docker.io/library/busybox":            {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
+		"registry-1.docker.io/library/busybox": {Username: "hub", Password: "hubpass", ServerAddress: "https://index.docker.io/v1/"},
 		// the bare host wins over another form of it, and hosts ignore case
 		"registry.example.com:5000/ci/image:1": {Username: "ci", Password: "token", ServerAddress: "registry.example.com:5000"},
 		"Registry.Example.com:5000/ci/image":   {Username: "ci", Password: "token", ServerAddress: "registry.example.com:5000"},
@@ -67,6 +68,8 @@ func TestPluginAuth_Lookup(t *testing.T) {
 		}
 	}
 
+	// a helper named for the registry wins over an entry in auths, as in
+	// the Docker CLI
 	for image, helper := range map[string]string{"ecr.example.com/ci/image": "ecr-login", "store.example.com/ci/image": "desktop"} {
 		_, err := pluginAuth(path, image, logger)
 		host, _, _ := strings.Cut(image, "/")
@@ -101,6 +104,7 @@ func TestPluginAuth_InvalidFiles(t *testing.T) {
 		`{"auths": `: `is not a Docker config.json: unexpected end of JSON input; write it as docker login does, with an "auths" object`,
 		`{"auths": {"r.example.com": {"auth": "%%%"}}}`:                                                                 `auths["r.example.com"]: auth is not base64`,
 		fmt.Sprintf(`{"auths": {"r.example.com": {"auth": %q}}}`, base64.StdEncoding.EncodeToString([]byte("nocolon"))): `auths["r.example.com"]: auth does not decode to "user:password"`,
+		`{"auths": {"r.example.com": {"username": "ci"}}}`:                                                              `auths["r.example.com"]: the entry has only one of username and password; give both`,
 	}
 	for content, want := range cases {
 		path := writeAuthConfig(t, content)
@@ -109,7 +113,12 @@ func TestPluginAuth_InvalidFiles(t *testing.T) {
 		require.ErrorContains(t, err, want, content)
 	}
 
-	_, err := pluginAuth(writeAuthConfig(t, "{}"), "Busybox", hclog.NewNullLogger())
+	dir := t.TempDir()
+	_, err := pluginAuth(dir, "busybox", hclog.NewNullLogger())
+	require.ErrorContains(t, err, "plugin config auth_config: failed to read "+dir)
+	require.ErrorContains(t, err, "give the path of a Docker config.json file")
+
+	_, err = pluginAuth(writeAuthConfig(t, "{}"), "Busybox", hclog.NewNullLogger())
 	require.ErrorContains(t, err, `image "Busybox" is not a valid reference`)
 }
 

@@ -19,24 +19,29 @@ var knownCapabilities = []string{
 	"SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "WAKE_ALARM",
 }
 
-// DefaultAllowCaps is the default of allow_caps: the capabilities that the
-// Docker engine gives a container by default, as in Nomad's docker driver.
+// DefaultAllowCaps is the default of allow_caps, the same as in Nomad's
+// docker driver: the engine's default capabilities without NET_RAW, which
+// Nomad leaves out for security.
 var DefaultAllowCaps = []string{
+	"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
+	"MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID",
+	"SYS_CHROOT",
+}
+
+// engineDefaultCaps are the capabilities that the engine gives a container
+// without cap_add and cap_drop.
+var engineDefaultCaps = []string{
 	"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
 	"MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP",
 	"SETUID", "SYS_CHROOT",
 }
 
-// engineDefaultCaps are the capabilities that the engine gives a container
-// without cap_add and cap_drop.
-var engineDefaultCaps = DefaultAllowCaps
-
 // initCapabilities are the capabilities that the container's init needs.
 // SETUID and SETGID run the job and the sessions as the task's user. CHOWN
-// and FOWNER give a terminal and work_dir to that user. DAC_OVERRIDE
-// creates work_dir in a folder of that user, and KILL signals the job.
-// Neither cap_drop nor allow_caps removes them.
-var initCapabilities = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}
+// gives a terminal and work_dir to that user, DAC_OVERRIDE creates work_dir
+// in a folder of that user, and KILL signals the job. Neither cap_drop nor
+// allow_caps removes them.
+var initCapabilities = []string{"CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"}
 
 // capabilityAll stands for every capability in cap_add, cap_drop and
 // allow_caps.
@@ -112,12 +117,17 @@ func containerCapabilities(capAdd, capDrop, allowCaps []string) (capabilityChang
 		}
 	}
 
+	addsAll := slices.Contains(capAdd, capabilityAll)
 	for _, capability := range initCapabilities {
 		if !dropsAll && !slices.Contains(capDrop, capability) {
 			continue
 		}
+		// a capability that cap_add names comes back by the task's own wish
+		if addsAll || slices.Contains(capAdd, capability) {
+			continue
+		}
 		set.Kept = append(set.Kept, capability)
-		if dropsAll && !slices.Contains(set.Add, capability) && !slices.Contains(set.Add, capabilityAll) {
+		if dropsAll {
 			set.Add = append(set.Add, capability)
 		}
 	}

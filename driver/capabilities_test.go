@@ -23,23 +23,33 @@ func TestContainerCapabilities(t *testing.T) {
 	_, err = containerCapabilities([]string{"SYS_PTRACE"}, nil, []string{})
 	require.ErrorContains(t, err, "(allow_caps: none)")
 
-	set, err := containerCapabilities([]string{"SYS_PTRACE"}, []string{"NET_RAW"}, append([]string{"SYS_PTRACE"}, DefaultAllowCaps...))
+	// as in Nomad's docker driver, the default allow_caps drops NET_RAW
+	set, err := containerCapabilities(nil, nil, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Equal(t, capabilityChange{Add: []string{"SYS_PTRACE"}, Drop: []string{"NET_RAW"}}, set)
+	require.Equal(t, capabilityChange{Drop: []string{"NET_RAW"}}, set)
+
+	set, err = containerCapabilities([]string{"SYS_PTRACE", "NET_RAW"}, []string{"MKNOD"}, append([]string{"SYS_PTRACE", "NET_RAW"}, DefaultAllowCaps...))
+	require.NoError(t, err)
+	require.Equal(t, capabilityChange{Add: []string{"SYS_PTRACE", "NET_RAW"}, Drop: []string{"MKNOD"}}, set)
 
 	// the init keeps what it needs, and reports it
+	init := []string{"CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"}
 	set, err = containerCapabilities(nil, []string{"ALL"}, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Equal(t, capabilityChange{Add: initCapabilities, Drop: []string{"ALL"}, Kept: initCapabilities}, set)
-	set, err = containerCapabilities(nil, []string{"SETUID", "NET_RAW"}, DefaultAllowCaps)
+	require.Equal(t, capabilityChange{Add: init, Drop: []string{"ALL"}, Kept: init}, set)
+	set, err = containerCapabilities(nil, []string{"SETUID", "MKNOD"}, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Equal(t, capabilityChange{Drop: []string{"NET_RAW"}, Kept: []string{"SETUID"}}, set)
+	require.Equal(t, capabilityChange{Drop: []string{"MKNOD", "NET_RAW"}, Kept: []string{"SETUID"}}, set)
 
-	// as in Nomad's docker driver, defaults that allow_caps leaves out are
-	// dropped, except the init's
+	// what cap_add names back is not reported as kept
+	set, err = containerCapabilities([]string{"CHOWN", "KILL"}, []string{"ALL"}, DefaultAllowCaps)
+	require.NoError(t, err)
+	require.Equal(t, capabilityChange{Add: []string{"CHOWN", "KILL", "DAC_OVERRIDE", "SETGID", "SETUID"}, Drop: []string{"ALL"}, Kept: []string{"DAC_OVERRIDE", "SETGID", "SETUID"}}, set)
+
+	// defaults that allow_caps leaves out are dropped, except the init's
 	set, err = containerCapabilities(nil, nil, []string{"CHOWN", "SETUID"})
 	require.NoError(t, err)
-	require.Equal(t, []string{"AUDIT_WRITE", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"}, set.Drop)
+	require.Equal(t, []string{"AUDIT_WRITE", "FOWNER", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"}, set.Drop)
 	require.Empty(t, set.Kept)
 
 	// allow_caps = ["ALL"], or every capability by name, allows cap_add = ["ALL"]
@@ -82,7 +92,7 @@ func boundingSet(t *testing.T, d *testDriver, taskID string) uint64 {
 // cap_drop = ["ALL"].
 func TestDriver_Capabilities(t *testing.T) {
 	config := defaultTestPluginConfig(t)
-	config["allow_caps"] = append([]interface{}{"SYS_PTRACE"}, toInterfaces(DefaultAllowCaps)...)
+	config["allow_caps"] = append([]interface{}{"SYS_PTRACE", "NET_RAW"}, toInterfaces(DefaultAllowCaps)...)
 	d := newTestDriver(t, config)
 
 	task := newTask(t, freeSSHPort(t), &TaskConfig{
@@ -111,7 +121,7 @@ func TestDriver_Capabilities(t *testing.T) {
 		SSH:     &SSHConfig{Port: "ssh", AuthorizedKeys: []string{key.authorizedKey}},
 	})
 	d.startTask(t, dropped)
-	require.Equal(t, uint64(1<<0|1<<1|1<<3|1<<5|1<<6|1<<7), boundingSet(t, d, dropped.ID), "want CHOWN, DAC_OVERRIDE, FOWNER, KILL, SETGID and SETUID")
+	require.Equal(t, uint64(1<<0|1<<1|1<<5|1<<6|1<<7), boundingSet(t, d, dropped.ID), "want CHOWN, DAC_OVERRIDE, KILL, SETGID and SETUID")
 	c := dialSSH(t, port, "root", key)
 	defer c.Close()
 	require.Eventually(t, func() bool {

@@ -73,7 +73,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"auth_config": hclspec.NewAttr("auth_config", "string", false),
 	"allow_caps": hclspec.NewDefault(
 		hclspec.NewAttr("allow_caps", "list(string)", false),
-		hclspec.NewLiteral(`["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]`),
+		hclspec.NewLiteral(`["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]`),
 	),
 	"pull_activity_timeout": hclspec.NewDefault(
 		hclspec.NewAttr("pull_activity_timeout", "string", false),

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -367,6 +368,9 @@ func taskUlimits(limits map[string]string) ([]*units.Ulimit, error) {
 	for _, name := range names {
 		value := limits[name]
 		ulimit, err := units.ParseUlimit(name + "=" + value)
+		if err == nil && (ulimit.Soft < -1 || ulimit.Hard < -1) {
+			err = errors.New("a limit is a number of zero or more, or -1 for unlimited")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("task config ulimit %s = %q is invalid: %w; use a limit such as nofile, nproc or memlock, with \"soft:hard\" or one number, for example nofile = \"65536:65536\"", name, value, err)
 		}

@@ -89,6 +89,7 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 		{"unknown cap_drop", TaskConfig{Image: "x", CapDrop: []string{""}}, `task config cap_drop has "", which is not a Linux capability`},
 		{"unknown ulimit", TaskConfig{Image: "x", Ulimit: map[string]string{"files": "1024"}}, `task config ulimit files = "1024" is invalid: invalid ulimit type: files; use a limit such as nofile, nproc or memlock`},
 		{"ulimit not a number", TaskConfig{Image: "x", Ulimit: map[string]string{"nofile": "many"}}, `task config ulimit nofile = "many" is invalid`},
+		{"negative ulimit", TaskConfig{Image: "x", Ulimit: map[string]string{"nofile": "-2:-1"}}, `task config ulimit nofile = "-2:-1" is invalid: a limit is a number of zero or more, or -1 for unlimited`},
 		{"ulimit soft over hard", TaskConfig{Image: "x", Ulimit: map[string]string{"nofile": "2048:1024"}}, `task config ulimit nofile = "2048:1024" is invalid: ulimit soft limit must be less than or equal to hard limit: 2048 > 1024`},
 		{"env name with equals", TaskConfig{Image: "x", Env: map[string]string{"A=B": "c"}}, `env has the invalid name "A=B"`},
 		{"missing port", TaskConfig{Image: "x", SSH: &SSHConfig{AuthorizedKeys: []string{testAuthorizedKey}}}, "ssh.port is missing"},
@@ -119,9 +120,9 @@ func TestValidateTaskConfig_CleansWorkDir(t *testing.T) {
 }
 
 func TestTaskUlimits(t *testing.T) {
-	ulimits, err := taskUlimits(map[string]string{"nproc": "512", "nofile": "4096:8192"})
+	ulimits, err := taskUlimits(map[string]string{"nproc": "512", "nofile": "4096:8192", "memlock": "-1"})
 	require.NoError(t, err)
-	require.Equal(t, []*units.Ulimit{{Name: "nofile", Soft: 4096, Hard: 8192}, {Name: "nproc", Soft: 512, Hard: 512}}, ulimits)
+	require.Equal(t, []*units.Ulimit{{Name: "memlock", Soft: -1, Hard: -1}, {Name: "nofile", Soft: 4096, Hard: 8192}, {Name: "nproc", Soft: 512, Hard: 512}}, ulimits)
 }
 
 func TestShmSizeBytes(t *testing.T) {
