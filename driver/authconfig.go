@@ -31,6 +31,17 @@ type dockerConfig struct {
 	CredHelpers map[string]string     `json:"credHelpers"`
 }
 
+// authFile is a parsed auth_config file, with each entry of auths decoded
+// once.
+type authFile struct {
+	path string
+	// entries maps each key of auths to its credentials, or to nil for an
+	// empty entry.
+	entries     map[string]*registry.AuthConfig
+	credsStore  string
+	credHelpers map[string]string
+}
+
 // dockerAuth is one entry of auths.
 type dockerAuth struct {
 	Auth          string `json:"auth"`
@@ -40,40 +51,55 @@ type dockerAuth struct {
 	RegistryToken string `json:"registrytoken"`
 }
 
-// empty reports whether the entry holds no credentials, as the entries
+// empty reports whether the entry contains no credentials, as the entries
 // that docker login writes next to a credential helper.
 func (a dockerAuth) empty() bool {
 	return a.Auth == "" && a.Username == "" && a.Password == "" && a.IdentityToken == "" && a.RegistryToken == ""
 }
 
-// readAuthConfig reads and parses the file at path. A missing file returns
-// an error that wraps fs.ErrNotExist.
-func readAuthConfig(path string) (*dockerConfig, error) {
-	file, err := os.Open(path)
+// readAuthConfig reads and parses the file at path, and decodes every entry
+// of auths. A missing file returns an error that wraps fs.ErrNotExist.
+func readAuthConfig(path string) (*authFile, error) {
+	opened, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("plugin config auth_config: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("plugin config auth_config: %w; make the file readable by the Nomad client's user", err)
 	}
-	defer file.Close()
-	data, err := io.ReadAll(io.LimitReader(file, maxAuthConfigSize+1))
+	defer opened.Close()
+
+	data, err := io.ReadAll(io.LimitReader(opened, maxAuthConfigSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("plugin config auth_config: failed to read %s: %w; give the path of a Docker config.json file", path, err)
 	}
 	if len(data) > maxAuthConfigSize {
 		return nil, fmt.Errorf("plugin config auth_config: %s is larger than %d bytes; give a Docker config.json with only the auths of this client's registries", path, maxAuthConfigSize)
 	}
+
 	var config dockerConfig
 	if err := json.Unmarshal(data, &config); err != nil {
 		return nil, fmt.Errorf("plugin config auth_config: %s is not a Docker config.json: %w; write it as docker login does, with an \"auths\" object", path, err)
 	}
+
+	file := &authFile{
+		path:        path,
+		entries:     map[string]*registry.AuthConfig{},
+		credsStore:  config.CredsStore,
+		credHelpers: config.CredHelpers,
+	}
 	for key, entry := range config.Auths {
-		if _, _, err := entry.credentials(); err != nil {
+		if entry.empty() {
+			file.entries[key] = nil
+			continue
+		}
+		user, password, err := entry.credentials()
+		if err != nil {
 			return nil, fmt.Errorf("plugin config auth_config: %s, auths[%q]: %w", path, key, err)
 		}
+		file.entries[key] = &registry.AuthConfig{Username: user, Password: password, IdentityToken: entry.IdentityToken, RegistryToken: entry.RegistryToken, ServerAddress: key}
 	}
-	return &config, nil
+	return file, nil
 }
 
 // credentials returns the user name and password of the entry.
@@ -116,68 +142,62 @@ func normalizeRegistryKey(key string) string {
 	return key
 }
 
-// lookup returns the credentials that the file holds for the registry of
-// image, or nil when it holds none. path names the file in errors.
+// lookup returns the credentials that the file contains for the registry
+// of image, or nil when it contains none.
 //
 // Several keys may name one registry, such as "docker.io" and
 // "https://index.docker.io/v1/". Entries with credentials win over empty
 // ones, a key that is the bare host wins over other forms, and then the
 // first key in sorted order wins, so the choice does not depend on the
 // order of the file.
-func (c *dockerConfig) lookup(image, path string) (*registry.AuthConfig, error) {
+func (f *authFile) lookup(image string) (*registry.AuthConfig, error) {
 	host, err := registryHost(image)
 	if err != nil {
 		return nil, err
 	}
 
 	// as in the Docker CLI, a helper named for the registry wins over auths
-	for _, key := range slices.Sorted(maps.Keys(c.CredHelpers)) {
+	for _, key := range slices.Sorted(maps.Keys(f.credHelpers)) {
 		if normalizeRegistryKey(key) == host {
-			return nil, helperError(path, host, c.CredHelpers[key])
+			return nil, f.helperError(host, f.credHelpers[key])
 		}
 	}
 
 	var keys []string
-	for key := range c.Auths {
+	for key := range f.entries {
 		if normalizeRegistryKey(key) == host {
 			keys = append(keys, key)
 		}
 	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
 	slices.SortFunc(keys, func(a, b string) int {
-		if rank := cmp.Compare(authKeyRank(c.Auths[a], a, host), authKeyRank(c.Auths[b], b, host)); rank != 0 {
-			return rank
-		}
-		return strings.Compare(a, b)
+		return cmp.Or(cmp.Compare(f.keyRank(a, host), f.keyRank(b, host)), strings.Compare(a, b))
 	})
-	if len(keys) > 0 && !c.Auths[keys[0]].empty() {
-		key := keys[0]
-		entry := c.Auths[key]
-		user, password, err := entry.credentials()
-		if err != nil {
-			return nil, fmt.Errorf("plugin config auth_config: %s, auths[%q]: %w", path, key, err)
-		}
-		return &registry.AuthConfig{Username: user, Password: password, IdentityToken: entry.IdentityToken, RegistryToken: entry.RegistryToken, ServerAddress: key}, nil
+	if auth := f.entries[keys[0]]; auth != nil {
+		return auth, nil
 	}
 
 	// docker login records an empty entry next to the default helper
-	if len(keys) > 0 && c.CredsStore != "" {
-		return nil, helperError(path, host, c.CredsStore)
+	if f.credsStore != "" {
+		return nil, f.helperError(host, f.credsStore)
 	}
 	return nil, nil
 }
 
-// helperError is the error for a registry whose credentials a credential
-// helper holds.
-func helperError(path, host, helper string) error {
-	return fmt.Errorf("plugin config auth_config: %s keeps the credentials of %s in the credential helper %q, which the driver does not run; write them into auths, for example with docker login and a config without credsStore and credHelpers", path, host, helper)
+// helperError returns the error for a registry whose credentials are in a
+// credential helper.
+func (f *authFile) helperError(host, helper string) error {
+	return fmt.Errorf("plugin config auth_config: %s keeps the credentials of %s in the credential helper %q, which the driver does not run; write them into auths, for example with docker login and a config without credsStore and credHelpers", f.path, host, helper)
 }
 
-// authKeyRank orders the keys of one registry: 0 for an entry with
-// credentials under the bare host, 1 for one under another form of the
-// host, and 2 for an empty entry.
-func authKeyRank(entry dockerAuth, key, host string) int {
+// keyRank orders the keys of one registry: 0 for an entry with credentials
+// under the bare host, 1 for one under another form of the host, and 2 for
+// an empty entry.
+func (f *authFile) keyRank(key, host string) int {
 	switch {
-	case entry.empty():
+	case f.entries[key] == nil:
 		return 2
 	case strings.ToLower(key) == host:
 		return 0
@@ -202,20 +222,20 @@ func (d *Driver) checkAuthConfig(path string) error {
 		return err
 	}
 	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
-		d.logger.Warn("the auth_config file holds registry credentials that other users may read; run chmod 600 on it", "auth_config", path, "mode", info.Mode().Perm().String())
+		d.logger.Warn("the auth_config file contains registry credentials that other users can read; run chmod 600 on it", "auth_config", path, "mode", info.Mode().Perm().String())
 	}
 	return nil
 }
 
 // pluginAuth returns the credentials for image from the plugin's
 // auth_config, or nil when the option is unset, the file is missing or it
-// holds nothing for the image's registry. The file is read at each pull,
+// contains nothing for the image's registry. The file is read at each pull,
 // so credentials that a job on the host refreshes take effect at once.
 func pluginAuth(path, image string, logger hclog.Logger) (*registry.AuthConfig, error) {
 	if path == "" {
 		return nil, nil
 	}
-	config, err := readAuthConfig(path)
+	file, err := readAuthConfig(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		logger.Warn("the auth_config file does not exist, so the pull is anonymous", "auth_config", path, "image", image)
 		return nil, nil
@@ -223,5 +243,5 @@ func pluginAuth(path, image string, logger hclog.Logger) (*registry.AuthConfig, 
 	if err != nil {
 		return nil, err
 	}
-	return config.lookup(image, path)
+	return file.lookup(image)
 }

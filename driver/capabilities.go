@@ -76,9 +76,9 @@ func normalizeCapabilities(option string, names []string) ([]string, error) {
 type capabilityChange struct {
 	// Add and Drop are the engine's CapAdd and CapDrop.
 	Add, Drop []string
-	// Kept are the init's capabilities that the task's cap_drop would have
-	// removed.
-	Kept []string
+	// KeptForInit are the init's capabilities that the task's cap_drop
+	// would have removed.
+	KeptForInit []string
 }
 
 // containerCapabilities checks the task's cap_add against the client's
@@ -90,10 +90,12 @@ func containerCapabilities(capAdd, capDrop, allowCaps []string) (capabilityChang
 		return slices.Contains(allowCaps, capabilityAll) || slices.Contains(allowCaps, capability)
 	}
 	for _, capability := range capAdd {
-		if capability == capabilityAll && !slices.ContainsFunc(knownCapabilities, func(c string) bool { return !allowed(c) }) {
-			continue
+		ok := allowed(capability)
+		if capability == capabilityAll {
+			// "ALL" needs every capability allowed, by name or as "ALL"
+			ok = !slices.ContainsFunc(knownCapabilities, func(c string) bool { return !allowed(c) })
 		}
-		if allowed(capability) {
+		if ok {
 			continue
 		}
 		list := strings.Join(allowCaps, ", ")
@@ -103,33 +105,36 @@ func containerCapabilities(capAdd, capDrop, allowCaps []string) (capabilityChang
 		return capabilityChange{}, fmt.Errorf("task config cap_add has %q, which this client does not allow (allow_caps: %s); add it to allow_caps in the plugin config of the client, or remove it from the task", capability, list)
 	}
 
-	var set capabilityChange
-	set.Add = slices.Clone(capAdd)
-	dropsAll := slices.Contains(capDrop, capabilityAll)
+	change := capabilityChange{Add: slices.Clone(capAdd)}
+	forInit := func(capability string) bool { return slices.Contains(initCapabilities, capability) }
+
+	// the task's drops, and the engine's defaults that allow_caps leaves out
 	for _, capability := range capDrop {
-		if !slices.Contains(initCapabilities, capability) {
-			set.Drop = append(set.Drop, capability)
+		if !forInit(capability) {
+			change.Drop = append(change.Drop, capability)
 		}
 	}
-	for _, capability := range engineDefaultCaps {
-		if !allowed(capability) && !slices.Contains(initCapabilities, capability) && !slices.Contains(set.Drop, capability) && !dropsAll {
-			set.Drop = append(set.Drop, capability)
+	dropsAll := slices.Contains(capDrop, capabilityAll)
+	if !dropsAll {
+		for _, capability := range engineDefaultCaps {
+			if !allowed(capability) && !forInit(capability) && !slices.Contains(change.Drop, capability) {
+				change.Drop = append(change.Drop, capability)
+			}
 		}
 	}
 
+	// the init's capabilities that the task drops come back, unless
+	// cap_add already names them
 	addsAll := slices.Contains(capAdd, capabilityAll)
 	for _, capability := range initCapabilities {
-		if !dropsAll && !slices.Contains(capDrop, capability) {
+		dropped := dropsAll || slices.Contains(capDrop, capability)
+		if !dropped || addsAll || slices.Contains(capAdd, capability) {
 			continue
 		}
-		// a capability that cap_add names comes back by the task's own wish
-		if addsAll || slices.Contains(capAdd, capability) {
-			continue
-		}
-		set.Kept = append(set.Kept, capability)
+		change.KeptForInit = append(change.KeptForInit, capability)
 		if dropsAll {
-			set.Add = append(set.Add, capability)
+			change.Add = append(change.Add, capability)
 		}
 	}
-	return set, nil
+	return change, nil
 }

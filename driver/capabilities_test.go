@@ -36,21 +36,21 @@ func TestContainerCapabilities(t *testing.T) {
 	init := []string{"CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"}
 	set, err = containerCapabilities(nil, []string{"ALL"}, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Equal(t, capabilityChange{Add: init, Drop: []string{"ALL"}, Kept: init}, set)
+	require.Equal(t, capabilityChange{Add: init, Drop: []string{"ALL"}, KeptForInit: init}, set)
 	set, err = containerCapabilities(nil, []string{"SETUID", "MKNOD"}, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Equal(t, capabilityChange{Drop: []string{"MKNOD", "NET_RAW"}, Kept: []string{"SETUID"}}, set)
+	require.Equal(t, capabilityChange{Drop: []string{"MKNOD", "NET_RAW"}, KeptForInit: []string{"SETUID"}}, set)
 
 	// what cap_add names back is not reported as kept
 	set, err = containerCapabilities([]string{"CHOWN", "KILL"}, []string{"ALL"}, DefaultAllowCaps)
 	require.NoError(t, err)
-	require.Equal(t, capabilityChange{Add: []string{"CHOWN", "KILL", "DAC_OVERRIDE", "SETGID", "SETUID"}, Drop: []string{"ALL"}, Kept: []string{"DAC_OVERRIDE", "SETGID", "SETUID"}}, set)
+	require.Equal(t, capabilityChange{Add: []string{"CHOWN", "KILL", "DAC_OVERRIDE", "SETGID", "SETUID"}, Drop: []string{"ALL"}, KeptForInit: []string{"DAC_OVERRIDE", "SETGID", "SETUID"}}, set)
 
 	// defaults that allow_caps leaves out are dropped, except the init's
 	set, err = containerCapabilities(nil, nil, []string{"CHOWN", "SETUID"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"AUDIT_WRITE", "FOWNER", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"}, set.Drop)
-	require.Empty(t, set.Kept)
+	require.Empty(t, set.KeptForInit)
 
 	// allow_caps = ["ALL"], or every capability by name, allows cap_add = ["ALL"]
 	set, err = containerCapabilities([]string{"SYS_ADMIN", "ALL"}, nil, []string{"ALL"})

@@ -92,6 +92,9 @@ func taskDNS(cfg *drivers.TaskConfig) (*spec.DNS, error) {
 // explainPropagation adds the fix to the engine's error for a volume
 // mount whose propagation needs a shared or slave mount on the host, which
 // the engine reports only when the container starts.
+//
+// NOTE: it matches the wording of Docker Engine 20.10's error, so another
+// engine version may return the bare error.
 func explainPropagation(err error, mounts []spec.Mount) error {
 	message := err.Error()
 	if !strings.Contains(message, "is not a shared or slave mount") && !strings.Contains(message, "is not a shared mount") {
@@ -99,7 +102,7 @@ func explainPropagation(err error, mounts []spec.Mount) error {
 	}
 	for _, m := range mounts {
 		if m.Propagation != "rprivate" && strings.Contains(message, m.HostPath) {
-			return fmt.Errorf("%w; volume_mount destination %q sets propagation_mode %q, which needs the host mount that holds %s to be shared: run mount --make-rshared on that mount, or use propagation_mode = %q",
+			return fmt.Errorf("%w; volume_mount destination %q sets propagation_mode %q, which needs the host mount that contains %s to be shared: run mount --make-rshared on that mount, or use propagation_mode = %q",
 				err, m.TaskPath, nomadPropagation(m.Propagation), m.HostPath, structs.VolumeMountPropagationPrivate)
 		}
 	}
@@ -118,8 +121,11 @@ func nomadPropagation(engine string) string {
 
 // checkResolvedMountTargets fails when a volume_mount destination leads,
 // through links in the image, to a path that spec.CheckMountTarget
-// refuses. The engine follows such links when it mounts, so a destination
+// rejects. The engine follows such links when it mounts, so a destination
 // that passed as written could still hide the init.
+//
+// NOTE: another task of the group can still replace a folder below /alloc
+// with a link between this check and the container's start.
 func checkResolvedMountTargets(ctx context.Context, docker *client.Client, containerID string, mounts []spec.Mount) error {
 	for _, m := range mounts {
 		resolved, err := resolveInContainer(ctx, docker, containerID, m.TaskPath)

@@ -142,7 +142,7 @@ func TestExplainPropagation(t *testing.T) {
 	}
 	engine := errors.New("path /srv/cache is mounted on / but it is not a shared or slave mount")
 	require.EqualError(t, explainPropagation(engine, mounts),
-		`path /srv/cache is mounted on / but it is not a shared or slave mount; volume_mount destination "/cache" sets propagation_mode "host-to-task", which needs the host mount that holds /srv/cache to be shared: run mount --make-rshared on that mount, or use propagation_mode = "private"`)
+		`path /srv/cache is mounted on / but it is not a shared or slave mount; volume_mount destination "/cache" sets propagation_mode "host-to-task", which needs the host mount that contains /srv/cache to be shared: run mount --make-rshared on that mount, or use propagation_mode = "private"`)
 
 	other := errors.New("no such image")
 	require.Equal(t, other, explainPropagation(other, mounts))

@@ -15,7 +15,7 @@ import (
 )
 
 // Defaults of the reconciler's timing. Nomad 1.6.3 calls RecoverTask for
-// each running task as soon as it sees that the plugin exited, or when the
+// each running task as soon as it detects that the plugin exited, or when the
 // agent restores its allocations at start. A minute for that is an
 // estimate with a wide margin.
 const (

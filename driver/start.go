@@ -75,8 +75,8 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	// the image: present, or pulled; a pull is bounded by its progress, not
 	// by the timeout of the other calls
 	report := func(message string) { d.emitEvent(cfg, message, nil) }
-	if len(caps.Kept) > 0 {
-		report(fmt.Sprintf("Kept the capabilities %s, which cap_drop removes, because the container's init needs them", strings.Join(caps.Kept, ", ")))
+	if len(caps.KeptForInit) > 0 {
+		report(fmt.Sprintf("Kept the capabilities %s, which cap_drop removes, because the container's init needs them", strings.Join(caps.KeptForInit, ", ")))
 	}
 	img, err := d.ensureImage(d.ctx, docker, &taskConfig, settings.authConfig, settings.pullActivityTimeout, report, logger)
 	if err != nil {

@@ -191,7 +191,7 @@ func validateTaskConfig(cfg *TaskConfig) error {
 		}
 		cfg.WorkDir = path.Clean(cfg.WorkDir)
 		if cfg.WorkDir == spec.InitDir || strings.HasPrefix(cfg.WorkDir, spec.InitDir+"/") {
-			return fmt.Errorf("task config work_dir = %q is inside %s, which holds the driver's init; choose another directory, for example \"/home/circleci/project\"", cfg.WorkDir, spec.InitDir)
+			return fmt.Errorf("task config work_dir = %q is inside %s, which contains the driver's init; choose another directory, for example \"/home/circleci/project\"", cfg.WorkDir, spec.InitDir)
 		}
 	}
 

@@ -78,7 +78,7 @@ func TestValidateTaskConfig_Invalid(t *testing.T) {
 		{"missing image", TaskConfig{}, "task config image is missing"},
 		{"image with spaces", TaskConfig{Image: " busybox"}, `image = " busybox" has leading or trailing spaces`},
 		{"relative work_dir", TaskConfig{Image: "x", WorkDir: "project"}, `work_dir = "project" is not an absolute path; give the full path inside the container`},
-		{"work_dir in the init's directory", TaskConfig{Image: "x", WorkDir: "/.sshrerun/events/x"}, `task config work_dir = "/.sshrerun/events/x" is inside /.sshrerun, which holds the driver's init`},
+		{"work_dir in the init's directory", TaskConfig{Image: "x", WorkDir: "/.sshrerun/events/x"}, `task config work_dir = "/.sshrerun/events/x" is inside /.sshrerun, which contains the driver's init`},
 		{"work_dir with NUL", TaskConfig{Image: "x", WorkDir: "/a\x00b"}, `work_dir = "/a\x00b" contains a NUL character`},
 		{"shm_size without a number", TaskConfig{Image: "x", ShmSize: "big"}, `task config shm_size = "big" is not a size; use a number with a unit, for example "1g" or "512m"`},
 		{"negative shm_size", TaskConfig{Image: "x", ShmSize: "-1m"}, `task config shm_size = "-1m" is not a size`},

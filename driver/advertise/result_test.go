@@ -108,7 +108,6 @@ func TestNonPublicKind(t *testing.T) {
 		{addr: "100.64.0.1", want: "shared address space (RFC 6598)"},
 		{addr: "127.0.0.1", want: "loopback"},
 		{addr: "::1", want: "loopback"},
-		{addr: "169.254.7.7", want: "link-local"},
 		{addr: "fe80::1", want: "link-local"},
 		{addr: "203.0.113.7", want: ""},
 		{addr: "198.51.100.7", want: ""},

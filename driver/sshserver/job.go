@@ -43,10 +43,10 @@ type job struct {
 	stoppedBy os.Signal
 }
 
-// isStopSignal reports whether sig is a request to stop the container, as
+// isStopSignal reports whether sig requests a stop of the container, as
 // Nomad's kill_signal and `docker stop` send. A job that such a signal
-// ended gets no SSH hold: the stop came from outside, and nobody waits to
-// debug it.
+// ended gets no SSH hold, because the stop came from outside and no
+// developer is waiting to debug it.
 func isStopSignal(sig os.Signal) bool {
 	switch sig {
 	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP:
@@ -65,10 +65,19 @@ type jobStartError struct {
 func (e *jobStartError) Error() string { return e.err.Error() }
 func (e *jobStartError) Unwrap() error { return e.err }
 
-// startJob starts cfg.Command in cfg.WorkingDir, as id when it is not nil.
-// The error is a *jobStartError that names argv[0] and carries exit code
-// 126 or 127.
+// startJob starts cfg.Command in cfg.WorkingDir, as id when it is not nil,
+// and first creates the directory when cfg.CreateWorkingDir is set. The
+// error is a *jobStartError that names argv[0] and carries exit code 126
+// or 127.
 func startJob(cfg *Config, id *identity, reaper *reaper, stdio [3]*os.File) (*job, error) {
+	// a hold may follow a directory that cannot be created, and its
+	// sessions then start in / instead
+	if cfg.CreateWorkingDir {
+		if err := createWorkingDir(cfg.WorkingDir, id); err != nil {
+			return nil, workingDirError(cfg, err)
+		}
+	}
+
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Dir = cfg.WorkingDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]

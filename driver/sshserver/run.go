@@ -57,13 +57,6 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 		return exitInitFailure, err
 	}
 
-	// a directory that cannot be created fails the job's start, and a hold
-	// may follow, whose sessions start in / instead
-	var workDirErr error
-	if cfg.CreateWorkingDir {
-		workDirErr = createWorkingDir(cfg.WorkingDir, id)
-	}
-
 	heldFIFOs := holdFIFOs(cfg.HoldOpen, logger)
 	defer closeHeldFIFOs(heldFIFOs)
 
@@ -83,7 +76,7 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 	}
 	defer stopSSH()
 
-	code, stoppedBy, err := runJob(ctx, cfg, id, reaper, opts, workDirErr, logger)
+	code, stoppedBy, err := runJob(ctx, cfg, id, reaper, opts, logger)
 	exited := time.Now()
 
 	// After ctx ended, the caller wants Run to return, so there is no hold,
@@ -106,16 +99,9 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 // runJob starts the job and supervises it until it exits, and returns its
 // exit code and the first stop signal forwarded to it, or nil. A job that
 // cannot be started returns 126 or 127 and a *jobStartError, which runJob
-// logs, because a hold may follow before the caller sees it. workDirErr is
-// the error of creating the working directory, which prevents the start.
-func runJob(ctx context.Context, cfg *Config, id *identity, reaper *reaper, opts Options, workDirErr error, logger hclog.Logger) (int, os.Signal, error) {
-	var j *job
-	var err error
-	if workDirErr != nil {
-		err = workingDirError(cfg, workDirErr)
-	} else {
-		j, err = startJob(cfg, id, reaper, jobStdio(opts.Stdio))
-	}
+// logs, because a hold may follow before the caller sees it.
+func runJob(ctx context.Context, cfg *Config, id *identity, reaper *reaper, opts Options, logger hclog.Logger) (int, os.Signal, error) {
+	j, err := startJob(cfg, id, reaper, jobStdio(opts.Stdio))
 	if err != nil {
 		code := exitCannotExecute
 		var startErr *jobStartError

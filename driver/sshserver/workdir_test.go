@@ -77,7 +77,7 @@ func TestCreateWorkingDir_Errors(t *testing.T) {
 	require.EqualError(t, err, `working directory "project" is not an absolute path`)
 }
 
-// A config that asks for the working directory to be created names it.
+// A config that sets create_working_dir must also set working_dir.
 func TestConfigValidate_CreateWorkingDirNeedsDir(t *testing.T) {
 	cfg := Config{Command: []string{"true"}, CreateWorkingDir: true}
 	require.ErrorContains(t, cfg.Validate(), "create_working_dir is set without working_dir")

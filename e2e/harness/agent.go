@@ -105,7 +105,26 @@ func (a *Agent) Restart(ctx context.Context) (*Agent, error) {
 	return startAgentWithConfig(ctx, filepath.Dir(a.ConfigPath), a.ConfigPath, a.Address, a.drivers)
 }
 
+// startAgentWithConfig launches the agent and waits until its client is
+// ready and the drivers are healthy.
 func startAgentWithConfig(ctx context.Context, dir, configPath, address string, drivers []string) (*Agent, error) {
+	agent, err := launchAgent(dir, configPath, address, drivers)
+	if err != nil {
+		return nil, err
+	}
+
+	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := agent.WaitForDrivers(waitCtx, drivers...); err != nil {
+		_ = agent.Stop(10 * time.Second)
+		return nil, fmt.Errorf("%w; the agent log %s ends with:\n%s", err, agent.LogPath, logTail(agent.LogPath, 30))
+	}
+	return agent, nil
+}
+
+// launchAgent starts `nomad agent -config configPath` with its log in dir
+// and returns at once, with an API client for address.
+func launchAgent(dir, configPath, address string, drivers []string) (*Agent, error) {
 	logName := fmt.Sprintf("nomad-%d.log", time.Now().UnixNano())
 	proc, err := startProcess("nomad agent", filepath.Join(dir, logName), SafetyEnv(), NomadBinary(), "agent", "-config", configPath)
 	if err != nil {
@@ -117,15 +136,7 @@ func startAgentWithConfig(ctx context.Context, dir, configPath, address string, 
 		_ = proc.Stop(10 * time.Second)
 		return nil, fmt.Errorf("failed to create the Nomad API client: %w", err)
 	}
-	agent := &Agent{Process: proc, Client: client, Address: address, ConfigPath: configPath, drivers: drivers}
-
-	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	if err := agent.WaitForDrivers(waitCtx, drivers...); err != nil {
-		_ = proc.Stop(10 * time.Second)
-		return nil, fmt.Errorf("%w; the agent log %s ends with:\n%s", err, proc.LogPath, logTail(proc.LogPath, 30))
-	}
-	return agent, nil
+	return &Agent{Process: proc, Client: client, Address: address, ConfigPath: configPath, drivers: drivers}, nil
 }
 
 // WaitForDrivers polls until the client node is ready and reports each of
@@ -261,7 +272,7 @@ func (a *Agent) PluginPIDsInGroup() ([]int, error) {
 // pluginPIDs returns the PIDs of the processes that run the plugin binary
 // and whose parent PID and process group ID match.
 func pluginPIDs(match func(parent, group int) bool) ([]int, error) {
-	entries, err := os.ReadDir("/proc")
+	processes, err := listProcesses()
 	if err != nil {
 		return nil, err
 	}
@@ -271,29 +282,13 @@ func pluginPIDs(match func(parent, group int) bool) ([]int, error) {
 	}
 
 	var pids []int
-	for _, entry := range entries {
-		pid, err := strconv.Atoi(entry.Name())
-		if err != nil {
+	for _, p := range processes {
+		if !match(p.parent, p.group) {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// the fields after the command name, which is in parentheses:
-		// state, parent PID, process group ID
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) < 3 {
-			continue
-		}
-		parent, parentErr := strconv.Atoi(fields[1])
-		group, groupErr := strconv.Atoi(fields[2])
-		if parentErr != nil || groupErr != nil || !match(parent, group) {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", entry.Name(), "exe"))
+		exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(p.pid), "exe"))
 		if err == nil && exe == plugin {
-			pids = append(pids, pid)
+			pids = append(pids, p.pid)
 		}
 	}
 	return pids, nil

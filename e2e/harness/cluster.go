@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"github.com/hashicorp/nomad/api"
 )
 
 // ClientOptions configures one client of a cluster.
@@ -101,22 +99,14 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// startConfiguredAgent writes config into dir and launches an agent with
+// it, without waiting for the agent to be ready.
 func startConfiguredAgent(dir, config, address string) (*Agent, error) {
 	configPath := filepath.Join(dir, "agent.hcl")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, fmt.Errorf("failed to write the agent config: %w", err)
 	}
-	logName := fmt.Sprintf("nomad-%d.log", time.Now().UnixNano())
-	proc, err := startProcess("nomad agent", filepath.Join(dir, logName), SafetyEnv(), NomadBinary(), "agent", "-config", configPath)
-	if err != nil {
-		return nil, err
-	}
-	client, err := api.NewClient(&api.Config{Address: "http://" + address})
-	if err != nil {
-		_ = proc.Stop(10 * time.Second)
-		return nil, err
-	}
-	return &Agent{Process: proc, Client: client, Address: address, ConfigPath: configPath}, nil
+	return launchAgent(dir, configPath, address, nil)
 }
 
 // waitForClients polls the server until n nodes are ready with a healthy

@@ -13,8 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -193,27 +191,13 @@ func StopLeftovers() {
 	for _, pgid := range startedGroups.list() {
 		groups[pgid] = true
 	}
-	entries, err := os.ReadDir("/proc")
+	processes, err := listProcesses()
 	if err != nil {
 		return
 	}
-	for _, entry := range entries {
-		pid, err := strconv.Atoi(entry.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// after the command name in parentheses: state, parent PID, group
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) < 3 {
-			continue
-		}
-		pgid, err := strconv.Atoi(fields[2])
-		if err == nil && groups[pgid] {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, p := range processes {
+		if p.pid != os.Getpid() && groups[p.group] {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		}
 	}
 }
