@@ -87,6 +87,13 @@ type Config struct {
 	// the job starts, owned by the RunAs user, so that a job of a user
 	// other than root can write there.
 	CreateWorkingDir bool `json:"create_working_dir,omitempty"`
+
+	// AnnounceAddress makes the init send one ICMP echo request to its
+	// default gateway once it listens, so that the Docker host learns the
+	// container's address at once (see announceAddress). The driver sets
+	// it for its containers, which run on a Docker bridge network, where
+	// the gateway is the host itself.
+	AnnounceAddress bool `json:"announce_address,omitempty"`
 }
 
 // maxUserLength matches the 32-character login name limit of useradd on Linux.
