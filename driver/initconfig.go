@@ -40,10 +40,9 @@ func (d *Driver) prepareInit(ctx context.Context, cfg *drivers.TaskConfig, taskC
 		// the init's log lines go to the container's stderr, which is the
 		// job's stderr in Nomad, so only its warnings and errors are kept
 		LogLevel: initLogLevel,
-		// the container is on a Docker bridge network, whose gateway is
-		// the host, and connections to its published ports that come in
-		// while it starts go through as soon as the host knows its address
-		AnnounceAddress: true,
+		// the container is on the engine's default bridge network, and the
+		// host learns its address from the echo's ARP request
+		EchoGateway: true,
 	}
 
 	// the init runs as root, so that only it reads its config, which holds

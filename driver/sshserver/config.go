@@ -88,12 +88,14 @@ type Config struct {
 	// other than root can write there.
 	CreateWorkingDir bool `json:"create_working_dir,omitempty"`
 
-	// AnnounceAddress makes the init send one ICMP echo request to its
-	// default gateway once it listens, so that the Docker host learns the
-	// container's address at once (see announceAddress). The driver sets
-	// it for its containers, which run on a Docker bridge network, where
-	// the gateway is the host itself.
-	AnnounceAddress bool `json:"announce_address,omitempty"`
+	// EchoGateway makes the init send one ICMP echo request to its default
+	// gateway after it has opened the SSH listener, or at start without
+	// SSH. A Docker host learns the container's address from the ARP
+	// request that the echo needs, so connections to the published ports
+	// that came in while the container started go through at once. On
+	// Docker's bridge networks the gateway is the host, unless the engine
+	// runs with --default-gateway or rootless.
+	EchoGateway bool `json:"echo_gateway,omitempty"`
 }
 
 // maxUserLength matches the 32-character login name limit of useradd on Linux.

@@ -75,10 +75,10 @@ func Run(ctx context.Context, cfg *Config, logger hclog.Logger, opts Options) (i
 		return exitInitFailure, err
 	}
 	defer stopSSH()
-	// after the listener is open, so that the connections that the
-	// announcement releases find the server
-	if cfg.AnnounceAddress {
-		announceAddress(logger)
+	// after the listener is open, so that the connections that the echo
+	// releases find the server
+	if cfg.EchoGateway {
+		echoGateway(logger)
 	}
 
 	code, stoppedBy, err := runJob(ctx, cfg, id, reaper, opts, logger)

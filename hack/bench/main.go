@@ -4,16 +4,23 @@
 // with the same SSH server, the container init that the plugin embeds:
 //
 //   - raw Docker: ContainerCreate and ContainerStart through the Docker
-//     Engine API, timed from the create request;
+//     Engine API, timed from the create request, connected to once the
+//     start has returned;
 //   - Nomad's docker driver: a job that mounts the init and runs it itself,
 //     timed from the job's Register request;
 //   - the sshrerun driver: a job with an ssh block, timed from Register.
 //
+// Two more raw Docker kinds connect from the create request on, as the
+// Nomad runs do from Register, one with the init's gateway echo off and
+// one with it on. They show the wait that a connection made during the
+// container's start meets, and that the echo removes, without Nomad.
+//
 // Both Nomad jobs run on one Nomad v1.6.3 agent (server and client) on
 // 127.0.0.1 that this program starts and stops. The runs are interleaved:
-// each round starts raw Docker, then the two Nomad drivers in an order that
-// alternates from round to round. Every container is gone before the next
-// run starts. The report adds a round-by-round comparison of the drivers.
+// each round starts raw Docker, then the two Nomad drivers and then the
+// two early raw kinds, each pair in an order that alternates from round to
+// round. Every container is gone before the next run starts. The report
+// adds a round-by-round comparison of the drivers.
 //
 // Run it with `make bench-start`, which builds the plugin, the agent and the
 // busybox image first.
@@ -77,9 +84,15 @@ func run(ctx context.Context, runs int, runTimeout time.Duration, keepDir bool) 
 	if err != nil {
 		return err
 	}
-	// the raw Docker container and the docker driver job read this file
+	// the raw Docker containers and the docker driver job read the first
+	// file, which leaves the gateway echo off, as in any SSH server of an
+	// image. The second turns it on, as the driver does.
 	configPath := filepath.Join(dir, "init-config.json")
-	if err := writeInitConfig(configPath, keys); err != nil {
+	if err := writeInitConfig(configPath, keys, false); err != nil {
+		return err
+	}
+	echoConfigPath := filepath.Join(dir, "init-config-echo.json")
+	if err := writeInitConfig(echoConfigPath, keys, true); err != nil {
 		return err
 	}
 
@@ -110,13 +123,22 @@ func run(ctx context.Context, runs int, runTimeout time.Duration, keepDir bool) 
 
 	kinds := []kind{
 		{name: kindRaw, start: func(ctx context.Context, round int) (time.Duration, error) {
-			return startRaw(ctx, docker, tracker, configPath, round)
+			return startRaw(ctx, docker, tracker, configPath, round, false)
 		}},
 		{name: kindDocker, start: func(ctx context.Context, round int) (time.Duration, error) {
 			return agent.startJob(ctx, tracker, dockerJob(round, configPath))
 		}},
 		{name: kindSSHRerun, start: func(ctx context.Context, round int) (time.Duration, error) {
 			return agent.startJob(ctx, tracker, sshrerunJob(round, keys.authorizedKey))
+		}},
+		// the same raw container, connected to from the create request on,
+		// without and with the gateway echo: they show what the docker
+		// job's client meets, and what the echo changes, without Nomad
+		{name: kindRawEarly, start: func(ctx context.Context, round int) (time.Duration, error) {
+			return startRaw(ctx, docker, tracker, configPath, round, true)
+		}},
+		{name: kindRawEarlyEcho, start: func(ctx context.Context, round int) (time.Duration, error) {
+			return startRaw(ctx, docker, tracker, echoConfigPath, round, true)
 		}},
 	}
 
@@ -135,7 +157,7 @@ func run(ctx context.Context, runs int, runTimeout time.Duration, keepDir bool) 
 		// always runs right after the raw container
 		order := kinds
 		if round%2 == 0 {
-			order = []kind{kinds[0], kinds[2], kinds[1]}
+			order = []kind{kinds[0], kinds[2], kinds[1], kinds[4], kinds[3]}
 		}
 		for _, k := range order {
 			elapsed, err := runOnce(ctx, k, round, runTimeout)
@@ -159,9 +181,11 @@ type kind struct {
 }
 
 const (
-	kindRaw      = "raw docker"
-	kindDocker   = "nomad docker"
-	kindSSHRerun = "nomad sshrerun"
+	kindRaw          = "raw docker"
+	kindDocker       = "nomad docker"
+	kindSSHRerun     = "nomad sshrerun"
+	kindRawEarly     = "raw early"
+	kindRawEarlyEcho = "raw early echo"
 )
 
 func runOnce(ctx context.Context, k kind, round int, timeout time.Duration) (time.Duration, error) {

@@ -67,13 +67,16 @@ func newKeys() (*keys, error) {
 
 // writeInitConfig writes the container-init config (the JSON fields of
 // driver/sshserver.Config) that runs `sleep 3600` with SSH on port 2222.
-func writeInitConfig(path string, k *keys) error {
+// With echoGateway, the init sends the ICMP echo request to its gateway
+// that the driver turns on for its own containers.
+func writeInitConfig(path string, k *keys, echoGateway bool) error {
 	config := map[string]any{
 		"listen_address":  ":" + strconv.Itoa(sshPort),
 		"user":            "root",
 		"authorized_keys": []string{k.authorizedKey},
 		"host_key":        k.hostKeyPEM,
 		"command":         []string{"/bin/sleep", "3600"},
+		"echo_gateway":    echoGateway,
 	}
 	data, err := json.MarshalIndent(config, "", "  ")
 	if err != nil {
@@ -88,8 +91,10 @@ func writeInitConfig(path string, k *keys) error {
 }
 
 // startRaw times ContainerCreate and ContainerStart until the SSH banner,
-// then removes the container by its ID.
-func startRaw(ctx context.Context, docker *client.Client, tracker *containerTracker, configPath string, round int) (time.Duration, error) {
+// then removes the container by its ID. With early, it connects from the
+// create request on, as the Nomad runs do from Register; otherwise it
+// connects once ContainerStart has returned.
+func startRaw(ctx context.Context, docker *client.Client, tracker *containerTracker, configPath string, round int, early bool) (time.Duration, error) {
 	hostPort, err := harness.FreePort()
 	if err != nil {
 		return 0, err
@@ -111,7 +116,23 @@ func startRaw(ctx context.Context, docker *client.Client, tracker *containerTrac
 	}
 	name := fmt.Sprintf("sshrerun-bench-raw-%d-%d", os.Getpid(), round)
 
+	address := "127.0.0.1:" + strconv.Itoa(hostPort)
+	type banner struct {
+		elapsed time.Duration
+		err     error
+	}
+	// buffered, so that the probe ends even when the start fails
+	banners := make(chan banner, 1)
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
 	start := time.Now()
+	probe := func() {
+		err := waitForBanner(probeCtx, address)
+		banners <- banner{time.Since(start), err}
+	}
+	if early {
+		go probe()
+	}
 	created, err := docker.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
 	if err != nil {
 		return 0, fmt.Errorf("failed to create container %s: %w", name, err)
@@ -120,10 +141,14 @@ func startRaw(ctx context.Context, docker *client.Client, tracker *containerTrac
 	if err := docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		return 0, fmt.Errorf("failed to start container %s: %w", created.ID, err)
 	}
-	if err := waitForBanner(ctx, "127.0.0.1:"+strconv.Itoa(hostPort)); err != nil {
-		return 0, fmt.Errorf("container %s: %w", created.ID, err)
+	if !early {
+		probe()
 	}
-	elapsed := time.Since(start)
+	result := <-banners
+	if result.err != nil {
+		return 0, fmt.Errorf("container %s: %w", created.ID, result.err)
+	}
+	elapsed := result.elapsed
 
 	if err := docker.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true}); err != nil {
 		return 0, fmt.Errorf("failed to remove container %s: %w", created.ID, err)

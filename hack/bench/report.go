@@ -20,7 +20,7 @@ func printReport(samples map[string][]time.Duration) {
 	fmt.Printf("| %-14s | %10s | %10s | %10s |\n", "start", "median ms", "min ms", "max ms")
 	fmt.Printf("| %-14s | %10s | %10s | %10s |\n", "---", "---:", "---:", "---:")
 	medians := map[string]time.Duration{}
-	for _, name := range []string{kindRaw, kindDocker, kindSSHRerun} {
+	for _, name := range []string{kindRaw, kindDocker, kindSSHRerun, kindRawEarly, kindRawEarlyEcho} {
 		sorted := append([]time.Duration(nil), samples[name]...)
 		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 		medians[name] = median(sorted)

@@ -30,36 +30,31 @@ const (
 // default route through a gateway.
 var errNoDefaultRoute = errors.New("no default route through a gateway")
 
-// announceAddress sends one ICMP echo request to the gateway of the
+// echoGateway sends one ICMP echo request to the gateway of the
 // container's default route, and does not wait for the reply.
 //
-// Docker publishes a container's ports before the container's network is
-// up. A connection to the host port in that window makes the host send a
-// SYN to the container's address, which the host cannot resolve yet. The
-// host retries only about a second later, with its next ARP request or
-// TCP's retransmission, so every connection of that window waits a
-// second, although the SSH server answers long before.
+// Docker Engine 20.10 publishes a container's ports before the container's
+// network is up. The host then cannot resolve the container's address for
+// a connection that comes in meanwhile, and retries about a second later.
+// The echo makes the container ask for the gateway's MAC address by ARP,
+// and that request carries the container's own address and MAC, which the
+// host learns from at once (see Config.EchoGateway).
 //
-// To send the echo request, the container asks for the gateway's MAC
-// address by ARP, and that request carries the container's own address
-// and MAC. On Docker's bridge networks the gateway is the host, which
-// then learns them at once and sends the waiting SYNs.
-//
-// The echo goes through an ICMP datagram socket, which needs no
-// capability: Docker 20.10 and later set the ping_group_range sysctl of a
-// container so that every group may open one. Failures are logged at
-// debug level only, because all they cost is that second.
-func announceAddress(logger hclog.Logger) {
+// An ICMP datagram socket needs no capability where the ping_group_range
+// sysctl includes the init's group. Docker 20.10 and later set it so for a
+// container with its own network, unless user namespaces are remapped. A
+// failure is logged at debug level, because all it costs is that second.
+func echoGateway(logger hclog.Logger) {
 	gateway, err := readDefaultGateway(routeTablePath)
 	if err != nil {
-		logger.Debug("the container's address was not announced", "error", err)
+		logger.Debug("no ICMP echo request sent to the default gateway", "error", err)
 		return
 	}
 	if err := sendEcho(gateway); err != nil {
-		logger.Debug("the container's address was not announced", "gateway", gateway.String(), "error", err)
+		logger.Debug("no ICMP echo request sent to the default gateway", "gateway", gateway.String(), "error", err)
 		return
 	}
-	logger.Debug("announced the container's address to its gateway", "gateway", gateway.String())
+	logger.Debug("sent an ICMP echo request to the default gateway", "gateway", gateway.String())
 }
 
 // readDefaultGateway reads the default gateway from the route table at
@@ -73,11 +68,12 @@ func readDefaultGateway(path string) (netip.Addr, error) {
 	return defaultGateway(f)
 }
 
-// defaultGateway returns the gateway of the up default route with the
-// lowest metric in a table in the format of /proc/net/route.
+// defaultGateway returns the gateway of the default route with the lowest
+// metric in a table in the format of /proc/net/route.
 func defaultGateway(table io.Reader) (netip.Addr, error) {
 	var best netip.Addr
-	bestMetric := -1
+	var bestMetric uint32
+	found := false
 	scanner := bufio.NewScanner(table)
 	for line := 0; scanner.Scan(); line++ {
 		fields := strings.Fields(scanner.Text())
@@ -93,22 +89,24 @@ func defaultGateway(table io.Reader) (netip.Addr, error) {
 		if err != nil || flags&(routeUp|routeGateway) != routeUp|routeGateway {
 			continue
 		}
-		metric, err := strconv.Atoi(metricText)
-		if err != nil || metric < 0 {
+		// the kernel prints the unsigned metric as a signed 32-bit number
+		signed, err := strconv.ParseInt(metricText, 10, 32)
+		if err != nil {
 			continue
 		}
+		metric := uint32(int32(signed))
 		gateway, err := parseRouteAddress(gatewayHex)
 		if err != nil || gateway.IsUnspecified() {
 			continue
 		}
-		if bestMetric < 0 || metric < bestMetric {
-			best, bestMetric = gateway, metric
+		if !found || metric < bestMetric {
+			best, bestMetric, found = gateway, metric, true
 		}
 	}
 	if err := scanner.Err(); err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to read the route table: %w", err)
 	}
-	if bestMetric < 0 {
+	if !found {
 		return netip.Addr{}, errNoDefaultRoute
 	}
 	return best, nil
