@@ -80,9 +80,13 @@ func (f failureContext) describeRead(ctx context.Context, read int, err error) e
 // timeout. The AWS SDK reports one as a canceled request or as a transport
 // error.
 func timedOut(ctx context.Context, err error) bool {
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err)
+}
+
+// isTimeout reports whether err is a deadline or a network timeout.
+func isTimeout(err error) bool {
 	var netErr net.Error
-	return errors.Is(ctx.Err(), context.DeadlineExceeded) ||
-		errors.Is(err, context.DeadlineExceeded) ||
+	return errors.Is(err, context.DeadlineExceeded) ||
 		(errors.As(err, &netErr) && netErr.Timeout())
 }
 

@@ -91,6 +91,22 @@ func TestResolve_FaultErrors(t *testing.T) {
 			wantOutcome: OutcomeFailed,
 		},
 		{
+			// the timeout ends the SDK's retries, and the error still
+			// names the refusal, not only the cut attempt
+			name: "connection refused until the timeout",
+			setup: func(t *testing.T, fake *fakeIMDS) string {
+				return "http://127.0.0.1:" + itoa(freeLoopbackPort(t))
+			},
+			timeout: 2 * time.Second,
+			wantErr: func(endpoint string) []string {
+				return []string{
+					"instance metadata public-ipv4 (" + endpoint + "): request timed out (IMDS timeout 2s)",
+					"connect: connection refused",
+				}
+			},
+			wantOutcome: OutcomeFailed,
+		},
+		{
 			name: "accepts and never answers",
 			setup: func(t *testing.T, fake *fakeIMDS) string {
 				return silentServer(t)

@@ -145,9 +145,29 @@ func (l *attemptLog) last() (last attempt, count int, ok bool) {
 	return last, count, true
 }
 
+// lastTransportError returns the last attempt before the final one that
+// failed with a transport error other than a timeout, such as a refused
+// connection, or ok false when there was none.
+func (l *attemptLog) lastTransportError() (failed attempt, ok bool) {
+	if l == nil {
+		return attempt{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	for i := len(l.attempts) - 2; i >= 0; i-- {
+		if a := l.attempts[i]; a.err != nil && !isTimeout(a.err) {
+			return a, true
+		}
+	}
+	return attempt{}, false
+}
+
 // summary describes the attempts at the last request, such as "3 attempts
 // at GET /latest/meta-data/public-ipv4; the last returned HTTP 503 Service
-// Unavailable", or returns "" when there was no attempt.
+// Unavailable", or returns "" when there was no attempt. When the timeout
+// cut the last attempt short, it also names the last other transport
+// error, because that is why the lookup still had no response.
 func (l *attemptLog) summary() string {
 	last, count, ok := l.last()
 	if !ok {
@@ -156,7 +176,11 @@ func (l *attemptLog) summary() string {
 
 	request := last.method + " " + last.path
 	if last.err != nil {
-		return fmt.Sprintf("%s at %s; the last failed: %v", countAttempts(count), request, last.err)
+		text := fmt.Sprintf("%s at %s; the last failed: %v", countAttempts(count), request, last.err)
+		if earlier, ok := l.lastTransportError(); ok && isTimeout(last.err) {
+			text += fmt.Sprintf("; an earlier attempt at %s %s failed: %v", earlier.method, earlier.path, earlier.err)
+		}
+		return text
 	}
 	return fmt.Sprintf("%s at %s; the last returned HTTP %d %s", countAttempts(count), request, last.status, http.StatusText(last.status))
 }
