@@ -9,6 +9,8 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
 )
 
 // taskHandle tracks one task's container.
@@ -150,16 +152,26 @@ func (h *taskHandle) result() *drivers.ExitResult {
 const readyRepeatAfter = 6
 
 // withReadyRepeats returns emit, which also sends the ready event again
-// after every readyRepeatAfter events. Only the tailer's goroutine calls it.
+// after every readyRepeatAfter session events, until SSH has closed. Other
+// events do not count. Only the tailer's goroutine calls it.
 func (h *taskHandle) withReadyRepeats(emit func(string, map[string]string)) func(string, map[string]string) {
 	if h.emitReady == nil {
 		return emit
 	}
 	count := 0
+	closed := false
 	return func(message string, details map[string]string) {
 		emit(message, details)
+		switch details["ssh_event"] {
+		case sshserver.EventSessionOpened, sshserver.EventSessionClosed:
+		case sshserver.EventHoldEnded:
+			closed = true
+			return
+		default:
+			return
+		}
 		count++
-		if count < readyRepeatAfter {
+		if closed || count < readyRepeatAfter {
 			return
 		}
 		count = 0

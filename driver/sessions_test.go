@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sshrerun/nomad-driver-sshrerun/driver/sshserver"
 )
 
 type recordedEvent struct {
@@ -112,17 +114,29 @@ func TestSessionEvents_OverlongLineDropped(t *testing.T) {
 
 // The ssh command is sent again after every readyRepeatAfter session
 // events, so that it stays among the last 10 events that Nomad keeps.
+// Other events do not count, and once SSH has closed it is not sent again.
 func TestSessionEvents_ReadyRepeats(t *testing.T) {
 	var messages []string
 	var readies []string
 	h := &taskHandle{state: TaskState{SSH: &SSHState{Host: "203.0.113.5", Port: 64535, User: "root"}}}
 	h.emitReady = func(state *SSHState) { readies = append(readies, SSHCommand(state)) }
 	emit := h.withReadyRepeats(func(message string, _ map[string]string) { messages = append(messages, message) })
+	event := func(kind string) { emit("SSH event "+kind, map[string]string{"ssh_event": kind}) }
 
-	for i := 0; i < 2*readyRepeatAfter+1; i++ {
-		emit("SSH session event", nil)
+	for i := 0; i < readyRepeatAfter-1; i++ {
+		event(sshserver.EventSessionOpened)
 	}
+	event(sshserver.EventJobExited)
+	require.Empty(t, readies, "an event other than a session event counted")
 
-	require.Len(t, messages, 2*readyRepeatAfter+1)
-	require.Equal(t, []string{"ssh -p 64535 root@203.0.113.5", "ssh -p 64535 root@203.0.113.5"}, readies)
+	event(sshserver.EventSessionClosed)
+	require.Equal(t, []string{"ssh -p 64535 root@203.0.113.5"}, readies)
+
+	for i := 0; i < readyRepeatAfter-1; i++ {
+		event(sshserver.EventSessionOpened)
+	}
+	event(sshserver.EventHoldEnded)
+	event(sshserver.EventSessionClosed)
+	require.Len(t, readies, 1, "the ssh command was sent after SSH closed")
+	require.Len(t, messages, 2*readyRepeatAfter+2)
 }
