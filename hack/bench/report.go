@@ -34,8 +34,8 @@ func printReport(samples map[string][]time.Duration) {
 	toRaw := float64(medians[kindSSHRerun]) / float64(medians[kindRaw])
 	toDocker := float64(medians[kindSSHRerun]) / float64(medians[kindDocker])
 	fmt.Println()
-	fmt.Printf("sshrerun / raw docker (agent level, from Register) = %.2f, target <= %.2f: %s\n",
-		toRaw, maxRatioToRaw, verdict(toRaw <= maxRatioToRaw))
+	fmt.Printf("sshrerun / raw docker (agent level, from Register) = %.2f, not comparable with the target <= %.2f, which BenchmarkStartToSSHBanner checks at the driver level\n",
+		toRaw, maxRatioToRaw)
 	fmt.Printf("sshrerun / nomad docker (both from Register)       = %.2f, target < %.2f: %s\n",
 		toDocker, maxRatioToDocker, verdict(toDocker < maxRatioToDocker))
 	printPaired(samples[kindSSHRerun], samples[kindDocker])
