@@ -34,8 +34,9 @@ var errNoDefaultRoute = errors.New("no default route through a gateway")
 // container's default route, and does not wait for the reply.
 //
 // Docker Engine 20.10 publishes a container's ports before the container's
-// network is up. The host then cannot resolve the container's address for
-// a connection that comes in meanwhile, and retries about a second later.
+// network is up. For a connection that comes in meanwhile, the host cannot
+// resolve the container's address, and sends the SYN only about a second
+// later, when its ARP request or the SYN's retransmission comes due.
 // The echo makes the container ask for the gateway's MAC address by ARP,
 // and that request carries the container's own address and MAC, which the
 // host learns from at once (see Config.EchoGateway).

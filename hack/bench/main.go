@@ -22,8 +22,8 @@
 // round. Every container is gone before the next run starts. The report
 // adds a round-by-round comparison of the drivers.
 //
-// Run it with `make bench-start`, which builds the plugin, the agent and the
-// busybox image first.
+// Run it with `make bench-start`, which first builds the plugin, the tools
+// (among them the Nomad agent) and the busybox image.
 package main
 
 import (
