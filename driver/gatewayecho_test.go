@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -74,14 +73,12 @@ func TestDriver_InitConfigEchoesGateway(t *testing.T) {
 //
 // NET_RAW is dropped, as in the driver's default capabilities.
 func TestInit_GatewayEchoTeachesHost(t *testing.T) {
-	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	require.NoError(t, err)
-	defer docker.Close()
+	docker := testDockerClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	suffix := make([]byte, 6)
-	_, err = rand.Read(suffix)
+	_, err := rand.Read(suffix)
 	require.NoError(t, err)
 	labels := map[string]string{gatewayEchoTestLabel: t.Name()}
 	created, err := docker.NetworkCreate(ctx, "sshrerun-echo-test-"+hex.EncodeToString(suffix), network.CreateOptions{Driver: "bridge", Labels: labels})
@@ -119,7 +116,8 @@ func TestInit_GatewayEchoTeachesHost(t *testing.T) {
 			},
 		}, nil, nil, "")
 		require.NoError(t, err)
-		// cleanups run last first, so the containers go before the network
+		// cleanups run in reverse order, so the containers go before the
+		// network
 		t.Cleanup(func() {
 			require.NoError(t, docker.ContainerRemove(context.Background(), ctr.ID, container.RemoveOptions{Force: true}))
 		})

@@ -84,11 +84,17 @@ func newTestDriverWith(t *testing.T, pluginConfig map[string]interface{}, config
 	dispensed, ok := instance.Plugin().(*dtestutil.DriverHarness)
 	require.True(t, ok, "the loader returned %T", instance.Plugin())
 
+	return &testDriver{DriverHarness: dispensed, impl: impl, docker: testDockerClient(t)}
+}
+
+// testDockerClient returns a client of the machine's Docker engine, which
+// the test closes at its end.
+func testDockerClient(t *testing.T) *client.Client {
+	t.Helper()
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	require.NoError(t, err)
 	t.Cleanup(func() { docker.Close() })
-
-	return &testDriver{DriverHarness: dispensed, impl: impl, docker: docker}
+	return docker
 }
 
 // defaultTestPluginConfig returns an advertise block with an override file

@@ -92,7 +92,7 @@ func TestResolve_FaultErrors(t *testing.T) {
 		},
 		{
 			// the timeout ends the SDK's retries, and the error still
-			// names the refusal, not only the cut attempt
+			// names the refused connection, not only the cut attempt
 			name: "connection refused until the timeout",
 			setup: func(t *testing.T, fake *fakeIMDS) string {
 				return "http://127.0.0.1:" + itoa(freeLoopbackPort(t))

@@ -89,12 +89,9 @@ type Config struct {
 	CreateWorkingDir bool `json:"create_working_dir,omitempty"`
 
 	// EchoGateway makes the init send one ICMP echo request to its default
-	// gateway after it has opened the SSH listener, or at start without
-	// SSH. A Docker host learns the container's address from the ARP
-	// request that the echo needs, so connections to the published ports
-	// that came in while the container started go through at once. On
-	// Docker's bridge networks the gateway is the host, unless the engine
-	// runs with --default-gateway or rootless.
+	// gateway once the SSH listener is open, or at start without SSH (see
+	// echoGateway). On Docker's bridge networks the gateway is the host,
+	// unless the engine runs rootless or with --default-gateway.
 	EchoGateway bool `json:"echo_gateway,omitempty"`
 }
 

@@ -31,28 +31,27 @@ const (
 var errNoDefaultRoute = errors.New("no default route through a gateway")
 
 // echoGateway sends one ICMP echo request to the gateway of the
-// container's default route, and does not wait for the reply.
+// container's default route, without waiting for the reply.
 //
 // Docker Engine 20.10 publishes a container's ports before the container's
-// network is up. For a connection that comes in meanwhile, the host cannot
-// resolve the container's address, and sends the SYN only about a second
-// later, when its ARP request or the SYN's retransmission comes due.
-// The echo makes the container ask for the gateway's MAC address by ARP,
-// and that request carries the container's own address and MAC, which the
-// host learns from at once (see Config.EchoGateway).
+// network is up, so the host cannot resolve the container's address for a
+// connection made meanwhile and sends its SYN only about a second later.
+// To send the echo, the container asks for the gateway's MAC address by
+// ARP, and the host, which is the gateway on a Docker bridge network,
+// learns the container's address from that request at once.
 //
-// An ICMP datagram socket needs no capability where the ping_group_range
-// sysctl includes the init's group. Docker 20.10 and later set it so for a
-// container with its own network, unless user namespaces are remapped. A
-// failure is logged at debug level, because all it costs is that second.
+// The ICMP datagram socket needs no capability when the ping_group_range
+// sysctl includes the init's group, as Docker 20.10 and later set it. A
+// failure is logged at debug level only, because it costs nothing but that
+// second.
 func echoGateway(logger hclog.Logger) {
 	gateway, err := readDefaultGateway(routeTablePath)
 	if err != nil {
-		logger.Debug("no ICMP echo request sent to the default gateway", "error", err)
+		logger.Debug("failed to find the default gateway for the ICMP echo request", "error", err)
 		return
 	}
 	if err := sendEcho(gateway); err != nil {
-		logger.Debug("no ICMP echo request sent to the default gateway", "gateway", gateway.String(), "error", err)
+		logger.Debug("failed to send an ICMP echo request to the default gateway", "gateway", gateway.String(), "error", err)
 		return
 	}
 	logger.Debug("sent an ICMP echo request to the default gateway", "gateway", gateway.String())

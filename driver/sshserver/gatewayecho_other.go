@@ -7,8 +7,8 @@ import (
 	"net/netip"
 )
 
-// sendEcho does nothing on systems other than Linux, where the init never
-// runs because job containers are Linux containers.
+// sendEcho returns an error on systems other than Linux, where the init
+// never runs because job containers are Linux containers.
 func sendEcho(netip.Addr) error {
 	return errors.New("ICMP datagram sockets are only used on Linux")
 }

@@ -85,7 +85,7 @@ func run(ctx context.Context, runs int, runTimeout time.Duration, keepDir bool) 
 		return err
 	}
 	// the raw Docker containers and the docker driver job read the first
-	// file, which leaves the gateway echo off, as in any SSH server of an
+	// file, which leaves the gateway echo off, like an SSH server in an
 	// image. The second turns it on, as the driver does.
 	configPath := filepath.Join(dir, "init-config.json")
 	if err := writeInitConfig(configPath, keys, false); err != nil {

@@ -67,8 +67,8 @@ func newKeys() (*keys, error) {
 
 // writeInitConfig writes the container-init config (the JSON fields of
 // driver/sshserver.Config) that runs `sleep 3600` with SSH on port 2222.
-// With echoGateway, the init sends the ICMP echo request to its gateway
-// that the driver turns on for its own containers.
+// With echoGateway, the init sends an ICMP echo request to its gateway, as
+// it does in the driver's containers.
 func writeInitConfig(path string, k *keys, echoGateway bool) error {
 	config := map[string]any{
 		"listen_address":  ":" + strconv.Itoa(sshPort),
@@ -92,7 +92,7 @@ func writeInitConfig(path string, k *keys, echoGateway bool) error {
 
 // startRaw times ContainerCreate and ContainerStart until the SSH banner,
 // then removes the container by its ID. With early, it connects from the
-// create request on, as the Nomad runs do from Register; otherwise it
+// create request on, as the Nomad runs do from Register. Otherwise it
 // connects once ContainerStart has returned.
 func startRaw(ctx context.Context, docker *client.Client, tracker *containerTracker, configPath string, round int, early bool) (time.Duration, error) {
 	hostPort, err := harness.FreePort()
